@@ -1,0 +1,1 @@
+"""Subcommands of `bench`: one module each, discovered by `bench.cli`."""

@@ -1,0 +1,1 @@
+"""Measurement: clock spans, memory sampling, environment capture, statistics."""

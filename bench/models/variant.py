@@ -1,0 +1,56 @@
+"""`ModelSet`: the files of one SDXL model variant, resolved to local paths.
+
+The zoo (or a local folder in Apple's layout) resolves a variant id to a `ModelSet`; the
+pipeline needs nothing else to run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Stage keys a model set may hold (DESIGN.md "Model variant").
+STAGES: tuple[str, ...] = (
+    "text_encoder",
+    "text_encoder_2",
+    "unet",
+    "unet_chunk1",
+    "unet_chunk2",
+    "refiner",
+    "refiner_chunk1",
+    "refiner_chunk2",
+    "vae_decoder",
+    "vae_encoder",
+    "vocab",
+    "merges",
+)
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """Local files of a model variant plus the labels the results carry.
+
+    `files` maps a stage key of `STAGES` to a `.mlpackage` / `.mlmodelc` folder (or, for
+    `vocab` and `merges`, a file). A chunked UNet has `unet_chunk1` and `unet_chunk2` instead of
+    `unet`.
+    """
+
+    id: str
+    root: Path
+    files: dict[str, Path]
+    resolution: int  # image side in pixels; the latent side is resolution // 8
+    attention: str  # ORIGINAL, SPLIT_EINSUM or SPLIT_EINSUM_V2
+    quantization: str  # e.g. float16, float32, int8, palettized-6bit, mbp-4.04
+    unet_batch_one: bool = False  # UNet takes batch 1 and is called twice under guidance
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def latent_size(self) -> int:
+        return self.resolution // 8
+
+    @property
+    def chunked_unet(self) -> bool:
+        return "unet_chunk1" in self.files
+
+    def has(self, stage: str) -> bool:
+        return stage in self.files

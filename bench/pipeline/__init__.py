@@ -1,0 +1,1 @@
+"""The SDXL pipeline in numpy, driving models through the engine protocol."""
