@@ -86,6 +86,9 @@ class Operation:
     inputs: dict[str, Binding]
     outputs: tuple[Value, ...]
     attributes: dict[str, Literal] = field(default_factory=dict)
+    #: MIL dtype of inline literals whose numpy form does not say it (`uint4` held as uint8,
+    #: `bf16` held as float32), keyed by parameter name, or `"param.i"` inside a variadic tuple.
+    literal_dtypes: dict[str, str] = field(default_factory=dict)
 
     def refs(self) -> list[str]:
         """Names of the values this op reads, in parameter order."""
@@ -106,6 +109,8 @@ class Function:
     inputs: tuple[Value, ...]
     operations: list[Operation]
     outputs: tuple[str, ...]
+    #: Function attributes the file carried (e.g. `FlexibleShapeInformation`), decoded loosely.
+    attributes: dict[str, object] = field(default_factory=dict)
 
     def value_types(self) -> dict[str, TensorType]:
         """Type of every named value (function inputs and op outputs)."""
@@ -122,7 +127,98 @@ class Program:
     version: str  # "1.0", "1.3", ...
     functions: dict[str, Function]
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Program attributes (`buildInfo` as a dict of strings).
+    attributes: dict[str, object] = field(default_factory=dict)
 
     @property
     def main(self) -> Function:
         return self.functions["main"]
+
+
+#: Opset names as the two file forms spell them -> deployment target (`iOS15` ... `iOS18`).
+OPSET_TARGETS: dict[str, str] = {
+    "CoreML5": "iOS15",
+    "CoreML6": "iOS16",
+    "CoreML7": "iOS17",
+    "CoreML8": "iOS18",
+    "CoreML9": "iOS26",
+    "ios15": "iOS15",
+    "ios16": "iOS16",
+    "ios17": "iOS17",
+    "ios18": "iOS18",
+    "ios26": "iOS26",
+}
+
+
+def deployment_target(opset: str) -> str:
+    """The deployment target an opset name stands for (`CoreML7` and `ios17` are both `iOS17`)."""
+    return OPSET_TARGETS.get(opset, opset)
+
+
+def default_mil_dtype(value: Literal) -> str:
+    """The MIL dtype a literal's numpy form implies (see `Operation.literal_dtypes` for the rest)."""
+    if isinstance(value, str):
+        return "string"
+    kind = np.asarray(value).dtype
+    for name in ("fp16", "fp32", "fp64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"):
+        if MIL_DTYPES[name] == kind:
+            return name
+    if kind == np.dtype(object) or kind.kind in "US":
+        return "string"
+    raise ValueError(f"no MIL dtype for numpy dtype {kind}")
+
+
+def first_difference(a: Program, b: Program) -> str | None:
+    """Where two programs differ (None when equal): used to check that both loaders agree."""
+    if a.version != b.version:
+        return f"version {a.version!r} != {b.version!r}"
+    if a.functions.keys() != b.functions.keys():
+        return f"functions {sorted(a.functions)} != {sorted(b.functions)}"
+    for name, fa in a.functions.items():
+        fb = b.functions[name]
+        where = f"function {name!r}"
+        if deployment_target(fa.opset) != deployment_target(fb.opset):
+            return f"{where}: opset {fa.opset!r} != {fb.opset!r}"
+        if fa.inputs != fb.inputs:
+            return f"{where}: inputs {fa.inputs} != {fb.inputs}"
+        if fa.outputs != fb.outputs:
+            return f"{where}: outputs {fa.outputs} != {fb.outputs}"
+        if len(fa.operations) != len(fb.operations):
+            return f"{where}: {len(fa.operations)} ops != {len(fb.operations)} ops"
+        for oa, ob in zip(fa.operations, fb.operations):
+            at = f"{where}, op {oa.name!r} ({oa.type})"
+            if (oa.type, oa.name, oa.outputs) != (ob.type, ob.name, ob.outputs):
+                return f"{at}: {(oa.type, oa.name, oa.outputs)} != {(ob.type, ob.name, ob.outputs)}"
+            if oa.inputs.keys() != ob.inputs.keys():
+                return f"{at}: parameters {sorted(oa.inputs)} != {sorted(ob.inputs)}"
+            for param in oa.inputs:
+                if not _bindings_equal(oa.inputs[param], ob.inputs[param]):
+                    return f"{at}: parameter {param!r} differs"
+            if oa.attributes.keys() != ob.attributes.keys():
+                return f"{at}: attributes {sorted(oa.attributes)} != {sorted(ob.attributes)}"
+            for key in oa.attributes:
+                if not _literals_equal(oa.attributes[key], ob.attributes[key]):
+                    return f"{at}: attribute {key!r} differs"
+            if oa.literal_dtypes != ob.literal_dtypes:
+                return f"{at}: literal dtypes {oa.literal_dtypes} != {ob.literal_dtypes}"
+    return None
+
+
+def _bindings_equal(a: Binding, b: Binding) -> bool:
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return (
+            isinstance(a, tuple)
+            and isinstance(b, tuple)
+            and len(a) == len(b)
+            and all(_bindings_equal(x, y) for x, y in zip(a, b))
+        )
+    if isinstance(a, Ref) or isinstance(b, Ref):
+        return a == b
+    return _literals_equal(a, b)
+
+
+def _literals_equal(a: Literal, b: Literal) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")

@@ -1,0 +1,416 @@
+"""Compile a `graph.Function` once at load and run it per predict.
+
+At load: `const` ops and every constexpr op (kernel family `constexpr`: compressed weights) are
+evaluated once; every other op becomes a `Step` whose kernel, constant arguments and value slots
+are resolved in advance, so a predict is a loop over steps with no lookups by name. Liveness is
+computed too: a value's slot is cleared right after its last reader runs, so dead intermediates are
+freed during the call rather than at its end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import bench.engines.reference.ops  # noqa: F401  (importing registers every kernel)
+from bench.engines.reference.graph import Binding, Function, Operation, Ref, TensorType
+from bench.engines.reference.ops.registry import Kernel, registered_kernels
+from bench.engines.reference.precision import (
+    FLOAT_DTYPES,
+    NumericsReport,
+    nonfinite_op,
+    round_fp16,
+    to_compute,
+)
+from bench.errors import BenchError, ModelFormatError, NumericalError, OpExecutionError, UnsupportedOpError
+
+
+@dataclass
+class OutputSpec:
+    """What the executor enforces on one op output."""
+
+    slot: int
+    name: str
+    is_float: bool
+    dtype: np.dtype
+    shape: tuple[int | None, ...]
+    fixed: bool  # every dimension known
+
+
+@dataclass
+class Step:
+    """One op, ready to run: kernel, constant kwargs, slot-bound kwargs, outputs, slots to free."""
+
+    index: int
+    op: Operation
+    kernel: Kernel
+    static: dict[str, Any]
+    refs: list[tuple[str, int]]
+    lists: list[tuple[str, list[Any], list[tuple[int, int]]]]
+    outputs: list[OutputSpec]
+    free: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """What profiling records for one executed op."""
+
+    index: int
+    op_type: str
+    op_name: str
+    family: str
+    seconds: float
+    flops: float | None
+    bytes_moved: int
+
+
+class CompiledFunction:
+    """A function ready to run: constants evaluated, schedule and liveness built."""
+
+    def __init__(
+        self,
+        function: Function,
+        model_path: Path,
+        precision: str = "fp32",
+        on_nonfinite: str = "ignore",
+    ):
+        self.function = function
+        self.model_path = Path(model_path)
+        self.precision = precision
+        self.on_nonfinite = on_nonfinite
+        self.check_numerics = on_nonfinite != "ignore"
+        self.last_numerics: NumericsReport | None = None
+        self._slots: dict[str, int] = {}
+        self._constants: dict[str, Any] = {}
+        self.steps: list[Step] = []
+        self.constexpr_count = 0
+        self._compile()
+
+    # -- load time -------------------------------------------------------------------------------
+    def _where(self, op: Operation) -> str:
+        return f"{self.model_path}: op {op.name!r} ({op.type})"
+
+    def _slot(self, name: str) -> int:
+        slot = self._slots.get(name)
+        if slot is None:
+            slot = self._slots[name] = len(self._slots)
+        return slot
+
+    def _compile(self) -> None:
+        kernels = registered_kernels()
+        function = self.function
+        types: dict[str, TensorType] = {v.name: v.type for v in function.inputs}
+        self.input_slots = [(v, self._slot(v.name)) for v in function.inputs]
+        unsupported: list[Operation] = []
+        for op in function.operations:
+            for value in op.outputs:
+                types[value.name] = value.type
+            if op.type == "const":
+                self._add_const(op)
+                continue
+            kernel = kernels.get(op.type)
+            if kernel is None:
+                unsupported.append(op)
+                continue
+            if kernel.is_constexpr:
+                self._run_constexpr(op, kernel)
+            else:
+                self._add_step(op, kernel)
+        if unsupported:
+            first = unsupported[0]
+            others = sorted({op.type for op in unsupported} - {first.type})
+            more = f"; the model also uses unsupported op types: {', '.join(others)}" if others else ""
+            raise UnsupportedOpError(
+                f"{self._where(first)}: the reference engine has no kernel for op type {first.type!r} "
+                f"({len(unsupported)} unsupported op(s) in all{more})"
+            )
+        self._plan_outputs()
+        self._plan_liveness()
+        # Constants now live inside the steps that read them; drop the table so weights read only
+        # by constexpr ops (packed indices, LUTs) are freed.
+        self._output_constants = {n: self._constants[n] for n in function.outputs if n in self._constants}
+        self._constants = {}
+
+    def _compute_value(self, value: Any, vtype: TensorType) -> Any:
+        if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+            return to_compute(np.asarray(value), self.precision)
+        return value
+
+    def _add_const(self, op: Operation) -> None:
+        if len(op.outputs) != 1 or "val" not in op.attributes:
+            raise ModelFormatError(f"{self._where(op)}: a const needs one output and a 'val' attribute")
+        self._constants[op.outputs[0].name] = self._compute_value(op.attributes["val"], op.outputs[0].type)
+
+    def _literal(self, value: Any) -> Any:
+        return to_compute(value, self.precision) if isinstance(value, np.ndarray) else value
+
+    def _run_constexpr(self, op: Operation, kernel: Kernel) -> None:
+        kwargs: dict[str, Any] = {}
+        for param, binding in op.inputs.items():
+            kwargs[param] = self._constant_binding(op, param, binding)
+        for key, value in op.attributes.items():
+            kwargs[key] = self._literal(value) if key not in ("val",) else value
+        try:
+            result = kernel.fn(op, **kwargs)
+        except BenchError as error:
+            raise type(error)(f"{self._where(op)}: {error}") from error
+        except Exception as error:
+            raise OpExecutionError(
+                f"{self._where(op)} failed while decompressing weights at load: "
+                f"{type(error).__name__}: {error} (inputs: {_describe_inputs(kwargs)})"
+            ) from error
+        outputs = result if isinstance(result, (tuple, list)) else (result,)
+        if len(outputs) != len(op.outputs):
+            raise OpExecutionError(f"{self._where(op)}: kernel returned {len(outputs)} outputs, the op declares {len(op.outputs)}")
+        for value, array in zip(op.outputs, outputs):
+            array = self._finish_const(op, value.name, value.type, np.asarray(array))
+            self._constants[value.name] = array
+        self.constexpr_count += 1
+
+    def _finish_const(self, op: Operation, name: str, vtype: TensorType, array: np.ndarray) -> np.ndarray:
+        spec = self._output_spec(name, vtype, slot=-1)
+        return self._finish(op, spec, array)
+
+    def _constant_binding(self, op: Operation, param: str, binding: Binding) -> Any:
+        args = binding if isinstance(binding, tuple) else (binding,)
+        values = []
+        for arg in args:
+            if isinstance(arg, Ref):
+                if arg.name not in self._constants:
+                    raise ModelFormatError(
+                        f"{self._where(op)}: parameter {param!r} reads {arg.name!r}, which is not a constant; "
+                        "constexpr ops take constants only"
+                    )
+                values.append(self._constants[arg.name])
+            else:
+                values.append(self._literal(arg))
+        return values if isinstance(binding, tuple) else values[0]
+
+    def _add_step(self, op: Operation, kernel: Kernel) -> None:
+        static: dict[str, Any] = {}
+        refs: list[tuple[str, int]] = []
+        lists: list[tuple[str, list[Any], list[tuple[int, int]]]] = []
+        for param, binding in op.inputs.items():
+            if isinstance(binding, tuple):
+                template: list[Any] = []
+                positions: list[tuple[int, int]] = []
+                for position, arg in enumerate(binding):
+                    if isinstance(arg, Ref) and arg.name not in self._constants:
+                        positions.append((position, self._reader_slot(op, arg.name)))
+                        template.append(None)
+                    else:
+                        template.append(self._resolve_static(arg))
+                if positions:
+                    lists.append((param, template, positions))
+                else:
+                    static[param] = template
+            elif isinstance(binding, Ref) and binding.name not in self._constants:
+                refs.append((param, self._reader_slot(op, binding.name)))
+            else:
+                static[param] = self._resolve_static(binding)
+        for key, value in op.attributes.items():
+            static[key] = self._literal(value)
+        outputs = [self._output_spec(v.name, v.type, self._slot(v.name)) for v in op.outputs]
+        self.steps.append(Step(len(self.steps), op, kernel, static, refs, lists, outputs))
+
+    def _resolve_static(self, arg: Any) -> Any:
+        if isinstance(arg, Ref):
+            return self._constants[arg.name]
+        return self._literal(arg)
+
+    def _reader_slot(self, op: Operation, name: str) -> int:
+        slot = self._slots.get(name)
+        if slot is None:
+            raise ModelFormatError(f"{self._where(op)} reads {name!r}, which no earlier op or input defines")
+        return slot
+
+    @staticmethod
+    def _output_spec(name: str, vtype: TensorType, slot: int) -> OutputSpec:
+        is_float = vtype.dtype in FLOAT_DTYPES
+        dtype = np.dtype(np.float32) if is_float else vtype.numpy_dtype
+        fixed = all(d is not None for d in vtype.shape)
+        return OutputSpec(slot, name, is_float, dtype, tuple(vtype.shape), fixed)
+
+    def _plan_outputs(self) -> None:
+        self.output_slots: list[tuple[str, int | None]] = []
+        for name in self.function.outputs:
+            if name in self._constants:
+                self.output_slots.append((name, None))
+            elif name in self._slots:
+                self.output_slots.append((name, self._slots[name]))
+            else:
+                raise ModelFormatError(f"{self.model_path}: function output {name!r} is never defined")
+
+    def _plan_liveness(self) -> None:
+        last_read: dict[int, int] = {}
+        for step in self.steps:
+            for _, slot in step.refs:
+                last_read[slot] = step.index
+            for _, _, positions in step.lists:
+                for _, slot in positions:
+                    last_read[slot] = step.index
+        keep = {slot for _, slot in self.output_slots if slot is not None}
+        for step in self.steps:
+            for out in step.outputs:  # outputs nobody reads are freed right away
+                if out.slot not in last_read and out.slot not in keep:
+                    step.free.append(out.slot)
+        for slot, index in last_read.items():
+            if slot not in keep:
+                self.steps[index].free.append(slot)
+        self.slot_count = len(self._slots)
+
+    # -- run time --------------------------------------------------------------------------------
+    def _finish(self, op: Operation, spec: OutputSpec, array: np.ndarray) -> np.ndarray:
+        if spec.is_float:
+            if array.dtype != np.float32:
+                array = array.astype(np.float32)
+            if self.precision == "fp16":
+                array = round_fp16(array)
+        elif array.dtype != spec.dtype:
+            array = array.astype(spec.dtype)
+        if spec.fixed:
+            if array.shape != spec.shape:
+                raise OpExecutionError(
+                    f"{self._where(op)}: output {spec.name!r} has shape {array.shape}, the program declares {spec.shape}"
+                )
+        elif len(array.shape) != len(spec.shape) or any(
+            d is not None and d != a for d, a in zip(spec.shape, array.shape)
+        ):
+            raise OpExecutionError(
+                f"{self._where(op)}: output {spec.name!r} has shape {array.shape}, the program declares {spec.shape}"
+            )
+        return array
+
+    def _call(self, step: Step, env: list[Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
+        kwargs = dict(step.static) if step.static else {}
+        for param, slot in step.refs:
+            kwargs[param] = env[slot]
+        for param, template, positions in step.lists:
+            values = list(template)
+            for position, slot in positions:
+                values[position] = env[slot]
+            kwargs[param] = values
+        try:
+            result = step.kernel.fn(step.op, **kwargs)
+        except BenchError as error:
+            raise type(error)(f"{self._where(step.op)}: {error}") from error
+        except Exception as error:
+            raise OpExecutionError(
+                f"{self._where(step.op)} failed: {type(error).__name__}: {error} "
+                f"(inputs: {_describe_inputs(kwargs)})"
+            ) from error
+        outputs = result if isinstance(result, (tuple, list)) else (result,)
+        if len(outputs) != len(step.outputs):
+            raise OpExecutionError(
+                f"{self._where(step.op)}: kernel returned {len(outputs)} output(s), the op declares {len(step.outputs)}"
+            )
+        return kwargs, outputs
+
+    def _store(self, step: Step, outputs: tuple[Any, ...], env: list[Any], report: NumericsReport | None) -> None:
+        for spec, value in zip(step.outputs, outputs):
+            array = self._finish(step.op, spec, np.asarray(value))
+            env[spec.slot] = array
+            if report is not None and spec.is_float and not _all_finite(array):
+                report.nonfinite_ops += 1
+                if report.first is None:
+                    report.first = nonfinite_op(step.index, step.op.type, step.op.name, spec.name, array)
+                    if self.on_nonfinite == "raise":
+                        raise NumericalError(report.describe())
+
+    def run(
+        self,
+        feeds: dict[str, np.ndarray],
+        timings: list[StepTiming] | None = None,
+        clock: Callable[[], int] = time.perf_counter_ns,
+    ) -> dict[str, np.ndarray]:
+        """Execute with validated, compute-ready inputs; `timings` collects per-op profiling."""
+        env: list[Any] = [None] * self.slot_count
+        for value, slot in self.input_slots:
+            env[slot] = feeds[value.name]
+        report = NumericsReport(self.model_path, self.precision) if self.check_numerics else None
+        self.last_numerics = report
+        if timings is None:
+            for step in self.steps:
+                _, outputs = self._call(step, env)
+                self._store(step, outputs, env, report)
+                for slot in step.free:
+                    env[slot] = None
+        else:
+            for step in self.steps:
+                start = clock()
+                kwargs, outputs = self._call(step, env)
+                self._store(step, outputs, env, report)
+                elapsed = (clock() - start) / 1e9
+                stored = tuple(env[spec.slot] for spec in step.outputs)
+                timings.append(
+                    StepTiming(
+                        step.index,
+                        step.op.type,
+                        step.op.name,
+                        step.kernel.family,
+                        elapsed,
+                        _flops(step, kwargs, stored),
+                        _nbytes(kwargs.values()) + _nbytes(stored),
+                    )
+                )
+                for slot in step.free:
+                    env[slot] = None
+        results: dict[str, np.ndarray] = {}
+        for name, slot in self.output_slots:
+            if slot is None:
+                results[name] = np.array(self._output_constants[name], copy=True)
+            else:
+                value = env[slot]
+                # An output that is a function input must not alias the caller's array.
+                results[name] = value.copy() if any(v.name == name for v, _ in self.input_slots) else value
+        return results
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    if array.size == 0:
+        return True
+    # One sum is cheaper than a boolean mask; only a non-finite sum needs the exact check
+    # (a sum of finite float32 values can overflow).
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(float(array.sum(dtype=np.float32))):
+            return True
+    return bool(np.isfinite(array).all())
+
+
+def _flops(step: Step, kwargs: dict[str, Any], outputs: tuple[np.ndarray, ...]) -> float | None:
+    if step.kernel.flops is None:
+        return None
+    try:
+        return float(step.kernel.flops(step.op, kwargs, outputs))
+    except Exception:  # a broken estimate must not break profiling; the column shows it missing
+        return None
+
+
+def _nbytes(values: Any) -> int:
+    total = 0
+    for value in values:
+        if isinstance(value, np.ndarray):
+            total += value.nbytes
+        elif isinstance(value, list):
+            total += _nbytes(value)
+    return total
+
+
+def _describe_inputs(kwargs: dict[str, Any]) -> str:
+    parts = []
+    for key, value in kwargs.items():
+        if isinstance(value, np.ndarray):
+            text = f"{value.dtype}{list(value.shape)}" if value.size > 4 else np.array2string(value.reshape(-1), separator=",")
+        elif isinstance(value, list):
+            text = "(" + ", ".join(
+                f"{v.dtype}{list(v.shape)}" if isinstance(v, np.ndarray) else repr(v) for v in value
+            ) + ")"
+        else:
+            text = repr(value)
+        parts.append(f"{key}={text}")
+    return ", ".join(parts)

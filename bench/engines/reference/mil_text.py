@@ -1,0 +1,472 @@
+"""Parser of the textual `model.mil` that compiled `.mlmodelc` folders carry.
+
+Hand-written: coremltools has no reader for this text (coreml-facts.md section 4). The grammar
+follows real compiled files:
+
+    program(1.3)
+    [buildInfo = dict<string, string>({{"coremlc-version", "3505.4.1"}})]
+    {
+        func main<ios18>(tensor<fp16, [1, 4, 96, 96]> sample, ...) [FlexibleShapeInformation = ...] {
+            tensor<fp16, [320]> w = const()[name = string("w"), val = tensor<fp16, [320]>(BLOBFILE(
+                path = string("@model_path/weights/weight.bin"), offset = uint64(64)))];
+            (tensor<fp16, [..]> a, tensor<fp16, [..]> b) = split(axis = ax, num_splits = int32(2), x = x)[name = string("s")];
+            tensor<fp16, [..]> c = concat(axis = ax, interleave = false_, values = (a, b))[name = string("c")];
+        } -> (c);
+    }
+
+`program(1.0)` files spell scalars `tensor<string, []>("...")`, newer ones `string("...")`; both are
+read. Literals are `type(payload)` with nested lists, `true` / `false`, decimal or C hex floats
+(`-0x1.388p+13`), `inf` / `nan`, and `BLOBFILE(path = ..., offset = ...)` into a weight file.
+Every syntax error is a `ModelFormatError` naming the file, the line and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bench.engines.reference.graph import (
+    MIL_DTYPES,
+    Arg,
+    Binding,
+    Function,
+    Operation,
+    Program,
+    Ref,
+    TensorType,
+    Value,
+    default_mil_dtype,
+)
+from bench.errors import ModelFormatError
+
+#: Reads a blob: (path as written, offset, MIL dtype, shape) -> value.
+BlobReader = Callable[[str, int, str, tuple[int, ...]], np.ndarray]
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r\f]+)
+  | (?P<nl>\n)
+  | (?P<comment>//[^\n]*)
+  | (?P<string>"(?:[^"\\\n]|\\.)*")
+  | (?P<number>[-+]?(?:
+        0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][-+]?[0-9]+)?
+      | (?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?
+      | inf(?![\w.]) | nan(?![\w.])
+    ))
+  | (?P<name>[A-Za-z_@][A-Za-z0-9_.@:/]*)
+  | (?P<arrow>->)
+  | (?P<punct>[()\[\]{}<>,=;?])
+  | (?P<bad>.)
+    """,
+    re.VERBOSE,
+)
+
+_NUMBER, _STRING, _NAME, _PUNCT, _END = "number", "string", "name", "punct", "end"
+_SCALAR_TYPES = frozenset(MIL_DTYPES)
+_ESCAPES = re.compile(r"\\(.)")
+
+
+class _Token:
+    __slots__ = ("kind", "text", "line")
+
+    def __init__(self, kind: str, text: str, line: int):
+        self.kind, self.text, self.line = kind, text, line
+
+    def __repr__(self) -> str:  # used in error messages
+        return "end of file" if self.kind == _END else repr(self.text)
+
+
+def tokenize(text: str, source: str = "<model.mil>") -> list[_Token]:
+    """Split MIL text into tokens, each with its line number."""
+    tokens: list[_Token] = []
+    line = 1
+    append = tokens.append
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind == "ws" or kind == "comment":
+            continue
+        if kind == "nl":
+            line += 1
+            continue
+        if kind == "arrow":
+            append(_Token(_PUNCT, "->", line))
+        elif kind == "bad":
+            raise ModelFormatError(f"{source}:{line}: unexpected character {match.group()!r}")
+        else:
+            append(_Token(kind, match.group(), line))
+    append(_Token(_END, "", line))
+    return tokens
+
+
+def parse_program(text: str, source: str | Path = "<model.mil>", read_blob: BlobReader | None = None) -> Program:
+    """Parse model.mil text into a `Program`; `read_blob` resolves `BLOBFILE(...)` literals."""
+    return _Parser(text, str(source), read_blob).program()
+
+
+class _Parser:
+    def __init__(self, text: str, source: str, read_blob: BlobReader | None):
+        self.source = source
+        self.tokens = tokenize(text, source)
+        self.pos = 0
+        self.read_blob = read_blob
+
+    # -- token helpers -------------------------------------------------------------------------
+    def peek(self, ahead: int = 0) -> _Token:
+        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+
+    def take(self) -> _Token:
+        token = self.tokens[self.pos]
+        if token.kind != _END:
+            self.pos += 1
+        return token
+
+    def error(self, expected: str, token: _Token | None = None) -> ModelFormatError:
+        token = token or self.peek()
+        return ModelFormatError(f"{self.source}:{token.line}: expected {expected}, found {token!r}")
+
+    def at(self, text: str) -> bool:
+        token = self.tokens[self.pos]
+        return token.text == text and token.kind in (_PUNCT, _NAME)
+
+    def accept(self, text: str) -> bool:
+        if self.at(text):
+            self.pos += 1
+            return True
+        return False
+
+    def expect(self, text: str, what: str | None = None) -> _Token:
+        if not self.at(text):
+            raise self.error(what or repr(text))
+        return self.take()
+
+    def name(self, what: str = "a name") -> str:
+        token = self.peek()
+        if token.kind != _NAME:
+            raise self.error(what)
+        self.pos += 1
+        return token.text
+
+    # -- program structure ---------------------------------------------------------------------
+    def program(self) -> Program:
+        self.expect("program", "'program(version)' at the start of the file")
+        self.expect("(")
+        parts = []
+        while not self.at(")"):
+            token = self.take()
+            if token.kind != _NUMBER:
+                raise self.error("a version number", token)
+            parts.append(token.text)
+            self.accept(",")
+        self.expect(")")
+        version = ".".join(parts) if parts else ""
+        attributes = self.attribute_block() if self.at("[") else {}
+        self.expect("{", "'{' opening the program body")
+        functions: dict[str, Function] = {}
+        while not self.at("}"):
+            function = self.function()
+            functions[function.name] = function
+        self.expect("}", "'}' closing the program")
+        if self.peek().kind != _END:
+            raise self.error("end of file after the program")
+        if not functions:
+            raise ModelFormatError(f"{self.source}: the program has no functions")
+        return Program(version=version, functions=functions, metadata={}, attributes=attributes)
+
+    def function(self) -> Function:
+        self.expect("func", "'func' or '}'")
+        name = self.name("a function name")
+        self.expect("<", "'<opset>' after the function name")
+        opset = self.name("an opset name (ios15 ... ios18, CoreML5 ... CoreML9)")
+        self.expect(">")
+        self.expect("(")
+        inputs: list[Value] = []
+        while not self.at(")"):
+            vtype = self.value_type()
+            inputs.append(Value(self.name("an input name"), vtype))
+            if not self.accept(","):
+                break
+        self.expect(")", "',' or ')' in the function signature")
+        attributes = self.attribute_block() if self.at("[") else {}
+        self.expect("{", "'{' opening the function body")
+        operations: list[Operation] = []
+        defined = {v.name for v in inputs}
+        while not self.at("}"):
+            operations.append(self.statement(defined))
+        self.expect("}")
+        self.expect("->", "'-> (outputs)' after the function body")
+        self.expect("(")
+        outputs: list[str] = []
+        while not self.at(")"):
+            token = self.peek()
+            output = self.name("an output name")
+            if output not in defined:
+                raise ModelFormatError(f"{self.source}:{token.line}: function output {output!r} is never defined")
+            outputs.append(output)
+            if not self.accept(","):
+                break
+        self.expect(")", "',' or ')' in the function outputs")
+        self.accept(";")
+        return Function(name, opset, tuple(inputs), operations, tuple(outputs), attributes)
+
+    def statement(self, defined: set[str]) -> Operation:
+        start = self.peek()
+        outputs: list[Value] = []
+        if self.accept("("):
+            while True:
+                vtype = self.value_type()
+                outputs.append(Value(self.name("an output name"), vtype))
+                if not self.accept(","):
+                    break
+            self.expect(")", "')' closing the list of outputs")
+        else:
+            vtype = self.value_type()
+            outputs.append(Value(self.name("the name of the op's output"), vtype))
+        self.expect("=", "'=' after the op's output")
+        op_type = self.name("an op type")
+        self.expect("(", f"'(' after op type {op_type!r}")
+        inputs: dict[str, Binding] = {}
+        literal_dtypes: dict[str, str] = {}
+        while not self.at(")"):
+            param = self.name("a parameter name")
+            self.expect("=", f"'=' after parameter {param!r}")
+            if self.accept("("):
+                args: list[Arg] = []
+                while not self.at(")"):
+                    args.append(self.argument(defined, literal_dtypes, f"{param}.{len(args)}"))
+                    if not self.accept(","):
+                        break
+                self.expect(")", f"')' closing the values of {param!r}")
+                inputs[param] = tuple(args)
+            else:
+                inputs[param] = self.argument(defined, literal_dtypes, param)
+            if not self.accept(","):
+                break
+        self.expect(")", f"',' or ')' in the arguments of {op_type!r}")
+        attributes: dict[str, Any] = {}
+        if self.at("["):
+            attributes = self.attribute_block(literal_dtypes)
+        self.expect(";", "';' at the end of the op")
+        name = attributes.pop("name", None)
+        if name is None:  # unnamed ops are named after their first output
+            name = outputs[0].name
+        elif not isinstance(name, str):
+            raise ModelFormatError(f"{self.source}:{start.line}: op name must be a string, got {name!r}")
+        if op_type == "const" and "val" not in attributes:
+            raise ModelFormatError(f"{self.source}:{start.line}: const {name!r} has no 'val' attribute")
+        for value in outputs:
+            defined.add(value.name)
+        return Operation(op_type, name, inputs, tuple(outputs), attributes, literal_dtypes)
+
+    def argument(self, defined: set[str], literal_dtypes: dict[str, str], key: str) -> Arg:
+        token = self.peek()
+        if token.kind == _NAME and not self.peek(1).text in ("(", "<"):
+            self.pos += 1
+            if token.text not in defined:
+                raise ModelFormatError(f"{self.source}:{token.line}: {token.text!r} is used before it is defined")
+            return Ref(token.text)
+        value, dtype = self.typed_literal()
+        if dtype != default_mil_dtype(value):
+            literal_dtypes[key] = dtype
+        return value
+
+    def attribute_block(self, literal_dtypes: dict[str, str] | None = None) -> dict[str, Any]:
+        self.expect("[")
+        attributes: dict[str, Any] = {}
+        while not self.at("]"):
+            key = self.name("an attribute name")
+            self.expect("=", f"'=' after attribute {key!r}")
+            value, dtype = self.typed_literal()
+            attributes[key] = value
+            if (
+                literal_dtypes is not None
+                and key not in ("name", "val")
+                and not isinstance(value, dict)
+                and dtype != default_mil_dtype(value)
+            ):
+                literal_dtypes[key] = dtype
+            if not self.accept(","):
+                break
+        self.expect("]", "',' or ']' in the attributes")
+        return attributes
+
+    # -- types and literals --------------------------------------------------------------------
+    def value_type(self) -> TensorType:
+        vtype = self.type_expr()
+        if not isinstance(vtype, TensorType):
+            raise self.error("a tensor or scalar type")
+        return vtype
+
+    def type_expr(self) -> Any:
+        token = self.peek()
+        word = self.name("a type")
+        if word == "tensor":
+            self.expect("<")
+            dtype = self.scalar_type()
+            self.expect(",")
+            self.expect("[", "'[' opening the shape")
+            dims: list[int | None] = []
+            while not self.at("]"):
+                dim = self.take()
+                if dim.kind == _NUMBER and dim.text.isdigit():
+                    dims.append(int(dim.text))
+                elif dim.text == "?" or dim.kind == _NAME:
+                    dims.append(None)
+                else:
+                    raise self.error("a dimension (integer or '?')", dim)
+                if not self.accept(","):
+                    break
+            self.expect("]", "',' or ']' in the shape")
+            self.expect(">")
+            return TensorType(dtype, tuple(dims))
+        if word in ("dict", "tuple", "list", "state"):
+            self.expect("<")
+            parts: list[Any] = []
+            while not self.at(">"):
+                if self.peek().kind == _NUMBER or self.at("?"):
+                    parts.append(self.take().text)
+                else:
+                    parts.append(self.type_expr())
+                if not self.accept(","):
+                    break
+            self.expect(">", f"'>' closing {word}<...>")
+            return (word, tuple(parts))
+        if word in _SCALAR_TYPES or word.startswith(("fp8", "int", "uint")):
+            return TensorType(word, ())
+        raise ModelFormatError(f"{self.source}:{token.line}: unknown type {word!r}")
+
+    def scalar_type(self) -> str:
+        token = self.peek()
+        word = self.name("a data type")
+        if word == "tensor":  # `tensor<tensor<string, []>, ...>` never occurs; keep the message clear
+            raise ModelFormatError(f"{self.source}:{token.line}: nested tensor type")
+        if word not in _SCALAR_TYPES:
+            raise ModelFormatError(
+                f"{self.source}:{token.line}: unknown data type {word!r}; expected one of {', '.join(sorted(_SCALAR_TYPES))}"
+            )
+        return word
+
+    def typed_literal(self) -> tuple[Any, str]:
+        """(value, MIL dtype) of `type(payload)`."""
+        start = self.peek()
+        vtype = self.type_expr()
+        self.expect("(", "'(' opening the literal")
+        if isinstance(vtype, tuple):
+            payload = self.raw_payload() if not self.at(")") else None
+            self.expect(")", "')' closing the literal")
+            return self.structured(vtype, payload), vtype[0]
+        if self.at("BLOBFILE"):
+            value = self.blobfile(vtype, start)
+            self.expect(")", "')' closing the literal")
+            return value, vtype.dtype
+        payload = self.raw_payload()
+        self.expect(")", "')' closing the literal")
+        return self.to_value(vtype, payload, start), vtype.dtype
+
+    def raw_payload(self) -> Any:
+        token = self.peek()
+        if token.kind == _NUMBER:
+            self.pos += 1
+            return _number(token.text)
+        if token.kind == _STRING:
+            self.pos += 1
+            return _unquote(token.text)
+        if token.kind == _NAME:
+            if token.text in ("true", "false") and self.peek(1).text not in ("(", "<"):
+                self.pos += 1
+                return token.text == "true"
+            return self.typed_literal()[0]
+        if self.accept("["):
+            items = []
+            while not self.at("]"):
+                items.append(self.raw_payload())
+                if not self.accept(","):
+                    break
+            self.expect("]", "',' or ']' in a list literal")
+            return items
+        if self.accept("{"):
+            items = []
+            while not self.at("}"):
+                items.append(self.raw_payload())
+                if not self.accept(","):
+                    break
+            self.expect("}", "',' or '}' in a literal")
+            return tuple(items)
+        raise self.error("a literal value")
+
+    def blobfile(self, vtype: TensorType, start: _Token) -> np.ndarray:
+        self.expect("BLOBFILE")
+        self.expect("(")
+        fields: dict[str, Any] = {}
+        while not self.at(")"):
+            key = self.name("'path' or 'offset'")
+            self.expect("=")
+            fields[key] = self.typed_literal()[0]
+            if not self.accept(","):
+                break
+        self.expect(")", "')' closing BLOBFILE(...)")
+        if "path" not in fields or "offset" not in fields:
+            raise ModelFormatError(f"{self.source}:{start.line}: BLOBFILE needs both 'path' and 'offset'")
+        if any(d is None for d in vtype.shape):
+            raise ModelFormatError(f"{self.source}:{start.line}: a BLOBFILE constant needs a known shape")
+        if self.read_blob is None:
+            raise ModelFormatError(f"{self.source}:{start.line}: BLOBFILE literal but no weight folder to read it from")
+        try:
+            return self.read_blob(str(fields["path"]), int(fields["offset"]), vtype.dtype, tuple(vtype.shape))
+        except ModelFormatError as error:
+            raise ModelFormatError(f"{self.source}:{start.line}: {error}") from None
+
+    def to_value(self, vtype: TensorType, payload: Any, start: _Token) -> Any:
+        dtype, shape = vtype.dtype, vtype.shape
+        if dtype == "string":
+            if shape == ():
+                if not isinstance(payload, str):
+                    raise ModelFormatError(f"{self.source}:{start.line}: expected a string literal, found {payload!r}")
+                return payload
+            return np.array(payload, dtype=object).reshape(shape)
+        np_dtype = MIL_DTYPES.get(dtype)
+        if np_dtype is None:
+            raise ModelFormatError(f"{self.source}:{start.line}: literals of type {dtype} are not supported")
+        try:
+            array = np.array(payload, dtype=np_dtype if np_dtype.kind != "f" else np.float64)
+            if np_dtype.kind == "f":
+                with np.errstate(over="ignore"):
+                    array = array.astype(np_dtype)
+            if any(d is None for d in shape):
+                raise ValueError("unknown dimensions in a literal's type")
+            return array.reshape(shape)
+        except (ValueError, TypeError, OverflowError) as error:
+            raise ModelFormatError(
+                f"{self.source}:{start.line}: literal does not fit type {dtype}{list(shape)} ({error})"
+            ) from None
+
+    @staticmethod
+    def structured(vtype: tuple, payload: Any) -> Any:
+        """dict / tuple / list literals (program and function attributes): plain Python values."""
+        kind = vtype[0]
+        if kind == "dict" and isinstance(payload, tuple):
+            return {entry[0]: entry[1] for entry in payload if isinstance(entry, tuple) and len(entry) == 2}
+        return payload
+
+
+def _number(text: str) -> int | float:
+    body = text.lstrip("+-")
+    negative = text.startswith("-")
+    if body in ("inf", "nan"):
+        value = float(body)
+        return -value if negative else value
+    if body[:2] in ("0x", "0X"):
+        if "p" in body or "P" in body or "." in body:
+            value = float.fromhex(body)
+        else:
+            return -int(body, 16) if negative else int(body, 16)
+        return -value if negative else value
+    if "." in body or "e" in body or "E" in body:
+        return float(text)
+    return int(text)
+
+
+def _unquote(text: str) -> str:
+    return _ESCAPES.sub(lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), text[1:-1])

@@ -1,0 +1,113 @@
+"""Read and write compiled `.mlmodelc` folders: `model.mil`, `weights/`, `metadata.json`.
+
+Reading uses our own text parser (`mil_text`); `coremldata.bin` (a binary Apple format) is not
+read: the I/O specs come from the function signature. Writing produces `model.mil`,
+`weights/weight.bin` and a `metadata.json` holding a subset of the fields Core ML's compiler
+writes (input / output schema, user metadata); it writes no `coremldata.bin`, so Core ML itself
+would not load such a folder, but this engine does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bench.engines.reference.graph import Program
+from bench.engines.reference.mil_text import parse_program
+from bench.engines.reference.mil_writer import write_mil_text
+from bench.engines.reference.weights import WeightFile, WeightWriter
+from bench.errors import ModelFormatError
+
+MODEL_PATH_PREFIX = "@model_path/"
+
+
+def read_mlmodelc(path: str | Path) -> Program:
+    """Read a compiled `.mlmodelc` folder into a `Program`."""
+    root = Path(path)
+    mil_path = root / "model.mil"
+    if not root.is_dir():
+        raise ModelFormatError(f"{root}: not a folder; expected an .mlmodelc folder")
+    if not mil_path.is_file():
+        raise ModelFormatError(f"{root}: model.mil is missing; expected a compiled ML Program (.mlmodelc)")
+    try:
+        text = mil_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ModelFormatError(f"{mil_path}: not UTF-8 text at byte {error.start}") from None
+    files: dict[Path, WeightFile] = {}
+
+    def read_blob(file: str, offset: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+        if not file.startswith(MODEL_PATH_PREFIX):
+            raise ModelFormatError(f"BLOBFILE path {file!r} does not start with {MODEL_PATH_PREFIX!r}")
+        blob_path = root / file[len(MODEL_PATH_PREFIX) :]
+        weight_file = files.get(blob_path)
+        if weight_file is None:
+            weight_file = files[blob_path] = WeightFile(blob_path)
+        return weight_file.read(offset, dtype, shape)
+
+    program = parse_program(text, mil_path, read_blob)
+    program.metadata.update(_read_metadata(root / "metadata.json"))
+    return program
+
+
+def _read_metadata(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        entry = data[0] if isinstance(data, list) else data
+        metadata = {str(k): str(v) for k, v in entry.get("userDefinedMetadata", {}).items()}
+        if "specificationVersion" in entry:
+            metadata["specificationVersion"] = str(entry["specificationVersion"])
+        return metadata
+    except (ValueError, AttributeError, IndexError, KeyError, TypeError) as error:
+        raise ModelFormatError(f"{path}: corrupt metadata.json ({error})") from None
+
+
+def write_mlmodelc(program: Program, path: str | Path) -> Path:
+    """Write `program` as a compiled-layout folder (`model.mil` + `weights/weight.bin` + `metadata.json`)."""
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    weights = WeightWriter()
+    text = write_mil_text(program, weights)
+    (root / "model.mil").write_text(text, encoding="utf-8")
+    if weights.count:
+        weights.write(root / "weights" / "weight.bin")
+    (root / "metadata.json").write_text(json.dumps([_metadata(program)], indent=2))
+    return root
+
+
+_SCHEMA_TYPES = {"fp16": "Float16", "fp32": "Float32", "fp64": "Double", "int32": "Int32", "int8": "Int8"}
+
+
+def _metadata(program: Program) -> dict:
+    function = program.main
+
+    def schema(name: str, vtype) -> dict:
+        dims = ", ".join("?" if d is None else str(d) for d in vtype.shape)
+        return {
+            "name": name,
+            "type": "MultiArray",
+            "dataType": _SCHEMA_TYPES.get(vtype.dtype, vtype.dtype),
+            "shape": f"[{dims}]",
+            "hasShapeFlexibility": "1" if any(d is None for d in vtype.shape) else "0",
+        }
+
+    types = function.value_types()
+    user = {k: v for k, v in program.metadata.items() if k != "specificationVersion"}
+    histogram: dict[str, int] = {}
+    for op in function.operations:
+        histogram[op.type] = histogram.get(op.type, 0) + 1
+    metadata = {
+        "metadataOutputVersion": "3.0",
+        "modelType": {"name": "MLModelType_mlProgram"},
+        "inputSchema": [schema(v.name, v.type) for v in function.inputs],
+        "outputSchema": [schema(name, types[name]) for name in function.outputs],
+        "userDefinedMetadata": user,
+        "mlProgramOperationTypeHistogram": histogram,
+        "generatedClassName": "bench_reference_writer",
+    }
+    if "specificationVersion" in program.metadata:
+        metadata["specificationVersion"] = int(program.metadata["specificationVersion"])
+    return metadata

@@ -1,0 +1,119 @@
+"""Compute precision of the reference engine and the report of inf / nan outputs.
+
+`fp32` holds every floating value as float32 (fp16 weights and inputs are widened). `fp16` rounds
+every op's floating output through float16 the way a device computing in half precision would,
+and finds the first op whose output holds inf or nan: how a user finds the fp16 overflow that the
+madebyollin SDXL VAE fix exists for.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError
+
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
+#: What to do when an op's output holds inf or nan.
+ON_NONFINITE: tuple[str, ...] = ("warn", "raise", "ignore")
+
+FLOAT_DTYPES = frozenset({"fp16", "fp32", "fp64", "bf16"})
+
+
+class NumericsWarning(RuntimeWarning):
+    """An op produced inf or nan (issued once per predict, for the first such op)."""
+
+
+def check_precision(precision: str) -> str:
+    """Validate a precision name."""
+    if precision not in PRECISIONS:
+        raise BenchError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def default_on_nonfinite(precision: str) -> str:
+    """fp16 runs exist to find overflows, so they warn by default; fp32 runs do not check."""
+    return "warn" if precision == "fp16" else "ignore"
+
+
+def check_on_nonfinite(value: str) -> str:
+    if value not in ON_NONFINITE:
+        raise BenchError(f"unknown on_nonfinite {value!r}; expected one of {', '.join(ON_NONFINITE)}")
+    return value
+
+
+def round_fp16(array: np.ndarray) -> np.ndarray:
+    """float32 holding the float16 rounding of `array` (overflow gives inf, as on a device)."""
+    with np.errstate(over="ignore"):
+        return array.astype(np.float16).astype(np.float32)
+
+
+def to_compute(array: np.ndarray, precision: str, *, declared_fp16: bool = False) -> np.ndarray:
+    """A floating array as the kernels see it: float32, rounded through fp16 when required."""
+    array = np.asarray(array)
+    if array.dtype.kind != "f":
+        return array
+    if precision == "fp16" or declared_fp16 or array.dtype == np.float16:
+        return round_fp16(array)
+    return array.astype(np.float32, copy=False)
+
+
+def to_output(array: np.ndarray, precision: str) -> np.ndarray:
+    """A model output as predict returns it: float32 in fp32 mode, float16 in fp16 mode."""
+    if array.dtype.kind != "f":
+        return array
+    return array.astype(np.float16 if precision == "fp16" else np.float32)
+
+
+@dataclass(frozen=True)
+class NonFiniteOp:
+    """The op whose output first held inf or nan."""
+
+    index: int
+    op_type: str
+    op_name: str
+    output: str
+    inf_count: int
+    nan_count: int
+    size: int
+
+    def describe(self) -> str:
+        return (
+            f"op {self.op_name!r} ({self.op_type}, #{self.index}) output {self.output!r} holds "
+            f"{self.inf_count} inf and {self.nan_count} nan of {self.size} values"
+        )
+
+
+@dataclass
+class NumericsReport:
+    """Numerics of one predict: the first op with a non-finite output and how many ops had one."""
+
+    model_path: Path
+    precision: str
+    first: NonFiniteOp | None = None
+    nonfinite_ops: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.first is None
+
+    def describe(self) -> str:
+        if self.first is None:
+            return f"{self.model_path}: every op output is finite in {self.precision}"
+        return (
+            f"{self.model_path}: in {self.precision}, {self.first.describe()}; "
+            f"{self.nonfinite_ops} op(s) in all produced inf or nan"
+        )
+
+
+def nonfinite_op(index: int, op_type: str, op_name: str, output: str, array: np.ndarray) -> NonFiniteOp:
+    inf_count = int(np.isinf(array).sum())
+    nan_count = int(np.isnan(array).sum())
+    return NonFiniteOp(index, op_type, op_name, output, inf_count, nan_count, int(array.size))
+
+
+def warn_nonfinite(report: NumericsReport) -> None:
+    warnings.warn(report.describe(), NumericsWarning, stacklevel=3)

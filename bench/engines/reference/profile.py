@@ -1,0 +1,161 @@
+"""Per-op profile of one reference-engine predict: the Linux counterpart of Core ML's compute plan.
+
+Time is measured around each kernel call (plus the output rounding and checks the executor does);
+FLOPs come from the kernel's registered estimate (`Kernel.flops`, missing where none is
+registered); bytes moved are the bytes of the arrays the op read and wrote, as held by this engine
+(float32 in both precisions).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
+
+    from bench.engines.reference.executor import StepTiming
+
+BY_CHOICES: tuple[str, ...] = ("type", "op")
+
+
+@dataclass(frozen=True)
+class OpProfile:
+    """One op of the profile: median time over the repeats, FLOPs and bytes moved."""
+
+    index: int
+    op_type: str
+    op_name: str
+    family: str
+    seconds: float
+    flops: float | None
+    bytes_moved: int
+
+
+@dataclass
+class ProfileResult:
+    """Per-op timings of a model run; `by_op()` / `by_op_type()` give pandas tables."""
+
+    model_path: Path
+    precision: str
+    ops: list[OpProfile]
+    wall_seconds: float  # median wall time of a whole predict over the repeats
+    repeats: int = 1
+
+    @classmethod
+    def from_runs(
+        cls, model_path: Path, precision: str, runs: Sequence[Sequence["StepTiming"]], walls: Sequence[float]
+    ) -> "ProfileResult":
+        first = runs[0]
+        ops = [
+            OpProfile(
+                t.index,
+                t.op_type,
+                t.op_name,
+                t.family,
+                statistics.median(run[i].seconds for run in runs),
+                t.flops,
+                t.bytes_moved,
+            )
+            for i, t in enumerate(first)
+        ]
+        return cls(Path(model_path), precision, ops, statistics.median(walls), len(runs))
+
+    @property
+    def total_seconds(self) -> float:
+        """Sum of the per-op times (the rest of `wall_seconds` is dispatch overhead)."""
+        return sum(op.seconds for op in self.ops)
+
+    def by_op(self) -> "pd.DataFrame":
+        """One row per executed op, in execution order."""
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {
+                "index": [op.index for op in self.ops],
+                "op_name": [op.op_name for op in self.ops],
+                "op_type": [op.op_type for op in self.ops],
+                "family": [op.family for op in self.ops],
+                "seconds": [op.seconds for op in self.ops],
+                "flops": pd.array([op.flops for op in self.ops], dtype="Float64"),
+                "bytes_moved": [op.bytes_moved for op in self.ops],
+            }
+        )
+        total = self.total_seconds or 1.0
+        frame["share"] = frame["seconds"] / total
+        frame["gflops_per_s"] = frame["flops"] / frame["seconds"].where(frame["seconds"] > 0) / 1e9
+        return frame
+
+    def by_op_type(self) -> "pd.DataFrame":
+        """One row per op type, most time first."""
+        frame = self.by_op()
+        grouped = frame.groupby(["op_type", "family"], sort=False).agg(
+            count=("index", "size"),
+            seconds=("seconds", "sum"),
+            flops=("flops", lambda s: s.sum(min_count=1)),
+            bytes_moved=("bytes_moved", "sum"),
+        )
+        grouped = grouped.reset_index()
+        total = self.total_seconds or 1.0
+        grouped["share"] = grouped["seconds"] / total
+        grouped["gflops_per_s"] = grouped["flops"] / grouped["seconds"].where(grouped["seconds"] > 0) / 1e9
+        return grouped.sort_values("seconds", ascending=False, ignore_index=True)
+
+    def to_csv(self, path: str | Path, by: str = "op") -> Path:
+        """Write the per-op (`by="op"`) or per-type (`by="type"`) table as CSV."""
+        frame = self.by_op() if by == "op" else self.by_op_type()
+        path = Path(path)
+        frame.to_csv(path, index=False)
+        return path
+
+    def table(self, by: str = "type", top: int | None = 20) -> "Table":
+        """A rich table of the `top` most expensive op types (`by="type"`) or ops (`by="op"`)."""
+        from rich.table import Table
+
+        if by not in BY_CHOICES:
+            raise ValueError(f"by must be one of {BY_CHOICES}, got {by!r}")
+        title = (
+            f"{self.model_path.name}: {len(self.ops)} ops, {self.wall_seconds * 1e3:.1f} ms per predict "
+            f"({self.precision}, median of {self.repeats})"
+        )
+        table = Table(title=title)
+        if by == "type":
+            frame = self.by_op_type()
+            table.add_column("op type")
+            table.add_column("family")
+            table.add_column("count", justify="right")
+        else:
+            frame = self.by_op().sort_values("seconds", ascending=False, ignore_index=True)
+            table.add_column("op")
+            table.add_column("op type")
+        for column in ("time ms", "share", "GFLOP", "GFLOP/s", "MB moved"):
+            table.add_column(column, justify="right")
+        shown = frame if top is None else frame.head(top)
+        for row in shown.itertuples(index=False):
+            flops = row.flops
+            cells = [
+                f"{row.seconds * 1e3:.3f}",
+                f"{row.share:.1%}",
+                "-" if _missing(flops) else f"{flops / 1e9:.3f}",
+                "-" if _missing(row.gflops_per_s) else f"{row.gflops_per_s:.2f}",
+                f"{row.bytes_moved / 1e6:.2f}",
+            ]
+            if by == "type":
+                table.add_row(row.op_type, row.family, str(row.count), *cells)
+            else:
+                table.add_row(row.op_name, row.op_type, *cells)
+        if top is not None and len(frame) > top:
+            table.caption = f"top {top} of {len(frame)} rows by time"
+        return table
+
+
+def _missing(value: object) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return value is None
