@@ -1,0 +1,228 @@
+"""Case executors: what a worker process drives to measure one case.
+
+The worker owns phases, repeats and measurement; an executor only knows how to prepare, load and
+generate for its case, reporting every stage to the recorder it was given. `PipelineExecutor` is
+the real one (model zoo + engine + SDXL pipeline); tests plug in fakes through the same protocol.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from bench.errors import BenchError, PipelineError
+from bench.measure.recorder import Recorder
+from bench.suite.case import Case
+
+DEFAULT_EXECUTOR = "bench.case_exec:PipelineExecutor"
+
+
+@dataclass
+class CaseMeta:
+    """What the resolved models say about the case (fills the results' case columns)."""
+
+    attention: str | None = None
+    quantization: str | None = None
+    resolution: int | None = None
+    batch: int | None = None
+    model_root: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Generation:
+    """What one generation returned that the harness records."""
+
+    unet_calls: int | None = None
+    image: np.ndarray | None = None  # (H, W, 3) uint8
+
+
+@dataclass
+class QualityMeasurement:
+    """A quality figure for the case (UNet PSNR against the variant's quality baseline)."""
+
+    stage: str
+    metric: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+class CaseExecutor(Protocol):
+    """Prepares, loads and generates for one case; every stage goes through the recorder."""
+
+    def prepare(self) -> CaseMeta: ...
+
+    def load(self) -> None: ...
+
+    def generate(self) -> Generation: ...
+
+    def quality(self) -> list[QualityMeasurement]: ...
+
+    def close(self) -> None: ...
+
+
+ExecutorFactory = Callable[[Case, Recorder], CaseExecutor]
+
+
+def load_executor_factory(spec: str) -> ExecutorFactory:
+    """`module:attr` -> the factory (a class or function taking (case, recorder))."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise BenchError(f"bad executor {spec!r}: expected module:attribute")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as error:
+        raise BenchError(f"cannot load executor {spec!r}: {error}") from None
+
+
+def synthetic_init_image(resolution: int, seed: int) -> np.ndarray:
+    """A deterministic img2img input (1, 3, H, W) in [-1, 1]: smooth gradients plus mild noise."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(-1.0, 1.0, resolution, dtype=np.float32)
+    red = np.broadcast_to(ramp[None, :], (resolution, resolution))
+    green = np.broadcast_to(ramp[:, None], (resolution, resolution))
+    blue = -0.5 * (red + green)
+    image = np.stack([red, green, blue])[None] + 0.05 * rng.standard_normal((1, 3, resolution, resolution))
+    return np.clip(image, -1.0, 1.0).astype(np.float32)
+
+
+def read_init_image(path: str, resolution: int) -> np.ndarray:
+    """An image file as (1, 3, H, W) in [-1, 1], resized to the model's resolution."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB").resize((resolution, resolution), Image.Resampling.BICUBIC)
+    except (OSError, UnidentifiedImageError) as error:
+        raise BenchError(f"init_image {path}: cannot read the image ({error})") from None
+    array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
+    return array.transpose(2, 0, 1)[None]
+
+
+class PipelineExecutor:
+    """The real executor: zoo model set + engine + `SDXLPipeline`."""
+
+    def __init__(self, case: Case, recorder: Recorder) -> None:
+        self.case = case
+        self.recorder = recorder
+        self.pipe: Any = None
+        self.model_set: Any = None
+        self.request: Any = None
+
+    def prepare(self) -> CaseMeta:
+        from bench.engines import get_engine
+        from bench.models import zoo
+        from bench.pipeline import GenerationRequest, SDXLPipeline
+
+        case = self.case
+        self.model_set = zoo.resolve(case.model, build_tiny=True)
+        if case.resolution is not None and self.model_set.resolution != case.resolution:
+            raise PipelineError(
+                f"model {case.model} is {self.model_set.resolution}x{self.model_set.resolution}, "
+                f"but the case asks for resolution {case.resolution}"
+            )
+        init_image = None
+        if case.strength is not None:
+            init_image = (
+                read_init_image(case.init_image, self.model_set.resolution)
+                if case.init_image
+                else synthetic_init_image(self.model_set.resolution, case.seed)
+            )
+        self.request = GenerationRequest(
+            prompt=case.prompt,
+            negative_prompt=case.negative_prompt,
+            steps=case.steps,
+            scheduler=case.scheduler,
+            guidance_scale=case.guidance,
+            seed=case.seed,
+            refiner=case.refiner,
+            high_noise_frac=case.high_noise_frac,
+            init_image=init_image,
+            strength=case.strength,
+        )
+        engine = get_engine(case.engine)
+        self.pipe = SDXLPipeline(
+            self.model_set, engine, case.compute_unit, recorder=self.recorder, reduce_memory=case.reduce_memory
+        )
+        self.pipe.validate(self.request)
+        guided = case.guidance > 1.0
+        batch = (1 if self.model_set.unet_batch_one else 2) if guided else 1
+        return CaseMeta(
+            attention=self.model_set.attention,
+            quantization=self.model_set.quantization,
+            resolution=self.model_set.resolution,
+            batch=batch,
+            model_root=str(self.model_set.root),
+            files={stage: str(path) for stage, path in self.model_set.files.items()},
+        )
+
+    def load(self) -> None:
+        if not self.case.reduce_memory:  # reduceMemory loads each part inside generate()
+            self.pipe.load(self.pipe.parts_for(self.request))
+
+    def generate(self) -> Generation:
+        result = self.pipe.generate(self.request)
+        return Generation(unet_calls=getattr(result, "unet_calls", None), image=getattr(result, "image", None))
+
+    def quality(self) -> list[QualityMeasurement]:
+        from bench.models import quality, zoo
+
+        baseline_id = zoo.quality_baseline(self.case.model)
+        if baseline_id is None:
+            return []
+        baseline = zoo.resolve(baseline_id, build_tiny=True)
+        psnr = quality.unet_psnr(self.model_set, baseline)
+        return [QualityMeasurement("unet", "psnr", float(psnr), "dB", f"against {baseline_id}")]
+
+    def close(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
+
+
+def save_png(image: np.ndarray, path: Path) -> None:
+    """Save an (H, W, 3) uint8 image."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(path)
+
+
+def prepare_models(cases: Any, status: Callable[[str], None] = lambda text: None) -> dict[str, dict[str, Any]]:
+    """Make every model the cases need present before any case runs; describe them for the manifest.
+
+    Tiny models are generated on first use; an absent real model stops the run here with the zoo's
+    ModelNotFoundError, which names the variant and the `bench models fetch` command.
+    """
+    from bench.measure.hashing import model_file_hashes
+    from bench.models import zoo
+
+    runnable = [case for case in cases if not case.skip_reason]
+    wanted = list(dict.fromkeys(case.model for case in runnable))
+    baselines: list[str] = []
+    for case in runnable:
+        if case.quality:
+            baseline = zoo.quality_baseline(case.model)
+            if baseline and baseline not in wanted and baseline not in baselines:
+                baselines.append(baseline)
+    info: dict[str, dict[str, Any]] = {}
+    for model in [*wanted, *baselines]:
+        if not zoo.is_present(model):
+            status(f"preparing model {model} (generated on first use)")
+        model_set = zoo.resolve(model, build_tiny=True)
+        status(f"hashing model files of {model}")
+        info[model] = {
+            "id": model_set.id,
+            "root": str(model_set.root),
+            "resolution": model_set.resolution,
+            "attention": model_set.attention,
+            "quantization": model_set.quantization,
+            "role": "quality baseline" if model in baselines else "measured",
+            "sha256": model_file_hashes(model_set.files),
+        }
+    return info

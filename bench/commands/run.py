@@ -1,0 +1,105 @@
+"""`bench run`: run a suite (default `smoke`) and print a per-case summary.
+
+Exit code 0 when every case is ok or skipped, 1 when a case failed or timed out, 2 for bad input
+(unknown suite, malformed suite file, bad -k, unwritable results folder, absent model).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from bench.case_exec import DEFAULT_EXECUTOR
+from bench.errors import SuiteError
+from bench.suite.loader import DEFAULT_SUITE
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a benchmark suite (default: smoke)",
+        description="Run a benchmark suite: each case in its own worker process; results go to "
+        "OUTPUT/<run-id>/results.csv and manifest.json.",
+    )
+    parser.add_argument("-s", "--suite", default=None, help=f"suite name or .toml path (default: {DEFAULT_SUITE})")
+    parser.add_argument("-k", dest="keyword", metavar="EXPR", help="only cases whose label matches, e.g. 'fp16 and not original'")
+    parser.add_argument("--shard", metavar="I/N", help="run the I-th of N disjoint slices of the cases")
+    parser.add_argument("--dry-run", action="store_true", help="print the cases and exit without running")
+    parser.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder (default: results/)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish a killed run: skip its completed cases")
+    parser.add_argument("--engine", choices=("auto", "coreml", "reference"), help="override the suite's engine")
+    parser.add_argument("--repeats", type=_positive_int, help="override measured repeats")
+    parser.add_argument("--warmup", type=_non_negative_int, help="override warm-up repeats")
+    parser.add_argument("--timeout", type=_positive_float, help="override the per-case timeout (seconds)")
+    parser.add_argument("--no-progress", action="store_true", help="no live display; one line per case")
+    parser.add_argument("--executor", default=None, help=argparse.SUPPRESS)  # tests plug in fake pipelines
+    parser.set_defaults(handler=handle)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def handle(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from bench import session as sessions
+    from bench.report.progress import RichProgress
+    from bench.report.summary import case_summary, render_summary
+    from bench.store import load_results
+
+    console = Console()
+    progress = RichProgress(console, live=False if args.no_progress else None)
+    if args.resume is not None:
+        if args.dry_run:
+            raise SuiteError("--dry-run cannot be combined with --resume")
+        selecting = [flag for flag, value in (("--suite", args.suite), ("-k", args.keyword), ("--shard", args.shard),
+                     ("--engine", args.engine), ("--repeats", args.repeats), ("--warmup", args.warmup),
+                     ("--timeout", args.timeout)) if value is not None]  # fmt: skip
+        if selecting:
+            raise SuiteError(f"--resume reruns the cases stored in {args.resume}; drop {', '.join(selecting)}")
+        session = sessions.resume_run(args.resume, executor=args.executor, status=progress.status)
+        plan = session.plan
+    else:
+        selection = sessions.Selection(
+            suite=args.suite or DEFAULT_SUITE, keyword=args.keyword, shard=args.shard, engine=args.engine,
+            repeats=args.repeats, warmup=args.warmup, timeout=args.timeout,
+        )  # fmt: skip
+        plan = sessions.plan_run(selection)
+        if args.dry_run:
+            from bench.commands.list import render_cases
+
+            render_cases(console, plan.suite_name, plan.suite_path, plan.suite_description, plan.cases)
+            return 0
+        session = sessions.start_run(
+            plan, args.output, executor=args.executor or DEFAULT_EXECUTOR, status=progress.status
+        )
+    console.print(f"run {session.run_id}: suite {plan.suite_name}, {len(plan.cases)} cases -> {session.run_dir}")
+    try:
+        outcomes = sessions.execute(session, progress=progress)
+    except KeyboardInterrupt:
+        console.print(f"interrupted; finished cases are saved. Resume with: bench run --resume {session.run_dir}")
+        raise
+    summary = case_summary(load_results(session.results_path))
+    render_summary(summary, console, title=f"{plan.suite_name} · {session.run_id}")
+    console.print(f"results: {session.results_path}")
+    failed = [o for o in outcomes if o.status in ("error", "timeout")]
+    return 1 if failed else 0

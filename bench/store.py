@@ -1,0 +1,350 @@
+"""The results store: schema, run folders, crash-safe appends and `load_results`.
+
+A run writes `DIR/<run-id>/results.csv`, one row per measurement (tidy / long form, DESIGN.md).
+The runner appends all rows of a case in one write, flushed and fsynced, as the case finishes, so a
+killed run loses at most the case in flight. Every case ends with one `case` row (its status and
+wall time): a case without it was cut short and is dropped when the run resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import math
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from bench.errors import ResultsError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Bumped on any incompatible change of the columns or their meaning.
+SCHEMA_VERSION = 1
+
+RESULTS_FILE = "results.csv"
+MANIFEST_FILE = "manifest.json"
+
+#: The columns, in file order (DESIGN.md "Results").
+COLUMNS: tuple[str, ...] = (
+    "schema_version",
+    "run_id",
+    "case_id",
+    "case",
+    "suite",
+    "model",
+    "engine",
+    "compute_unit",
+    "attention",
+    "quantization",
+    "resolution",
+    "steps",
+    "scheduler",
+    "guidance",
+    "batch",
+    "reduce_memory",
+    "refiner",
+    "strength",
+    "seed",
+    "phase",
+    "repeat",
+    "stage",
+    "step",
+    "metric",
+    "value",
+    "unit",
+    "status",
+    "error",
+    "device",
+    "chip",
+    "os",
+    "host",
+    "timestamp",
+)
+
+PHASES: tuple[str, ...] = ("cold", "warmup", "measured")
+STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "skipped")
+#: The stage of the one row that closes every case (status, error, wall time of the worker).
+CASE_STAGE = "case"
+
+_CATEGORICAL = (
+    "suite", "model", "engine", "compute_unit", "attention", "quantization", "scheduler",
+    "phase", "stage", "metric", "unit", "status", "device", "chip", "os", "host",
+)  # fmt: skip
+_INTEGER = ("schema_version", "resolution", "steps", "batch", "repeat", "step", "seed")
+_FLOAT = ("guidance", "strength", "value")
+_BOOLEAN = ("reduce_memory", "refiner")
+_STRING = ("run_id", "case_id", "case", "error")
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A run id: UTC start time (sortable) plus a short random suffix against collisions."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def utc_timestamp(now: float | None = None) -> str:
+    """ISO 8601 UTC time with milliseconds, as the `timestamp` column holds it."""
+    now = time.time() if now is None else now
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+# --------------------------------------------------------------------------- run folders
+
+
+def prepare_output_dir(output: str | os.PathLike[str]) -> Path:
+    """Check that `output` is (or can become) a writable folder; raise ResultsError naming it."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise ResultsError(f"results folder {out} is a file, not a folder")
+    existing = _nearest_existing_parent(out)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ResultsError(f"results folder {out} is not writable (no write permission on {existing})")
+    return out
+
+
+def create_run_dir(output: str | os.PathLike[str], run_id: str) -> Path:
+    """Create `output/run_id` (and `output` if needed); ResultsError if that cannot be done.
+
+    Folders this call creates are removed again if a later step of it fails, so a refused
+    results folder leaves nothing behind.
+    """
+    out = prepare_output_dir(output)
+    created: list[Path] = []
+    try:
+        for folder in reversed([out, *out.parents]):
+            if not folder.exists():
+                folder.mkdir()
+                created.append(folder)
+        run_dir = out / run_id
+        run_dir.mkdir()
+        created.append(run_dir)
+        probe = run_dir / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise ResultsError(f"cannot create results folder {out / run_id}: {error.strerror or error}") from None
+    return run_dir
+
+
+def _nearest_existing_parent(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(obj, handle, indent=2, sort_keys=False, default=str)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def format_rows(rows: Iterable[Mapping[str, Any]]) -> str:
+    """CSV text of `rows` in column order; unknown keys are an error (the schema is closed)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        extra = set(row) - set(COLUMNS)
+        if extra:
+            raise ValueError(f"unknown result columns: {', '.join(sorted(extra))}")
+        writer.writerow([_cell(row.get(column)) for column in COLUMNS])
+    return buffer.getvalue()
+
+
+@dataclass
+class ResultsWriter:
+    """Appends rows to one results.csv: header once, then whole cases, flushed and fsynced."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            header = _read_header(self.path)
+            if tuple(header) != COLUMNS:
+                raise ResultsError(f"{self.path}: header does not match results schema {SCHEMA_VERSION}")
+            _truncate_partial_last_line(self.path)
+        else:
+            self._write(",".join(COLUMNS) + "\n")
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append `rows` (typically all rows of one case) in a single write."""
+        text = format_rows({"schema_version": SCHEMA_VERSION, **row} for row in rows)
+        if text:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        try:
+            with open(self.path, "a", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise ResultsError(f"cannot write {self.path}: {error.strerror or error}") from None
+
+
+def _read_header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
+def _truncate_partial_last_line(path: Path) -> None:
+    """Cut a last line without its newline (a write killed half-way) so appends stay aligned."""
+    with open(path, "rb+") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        block = min(size, 1 << 20)
+        handle.seek(size - block)
+        tail = handle.read(block)
+        cut = tail.rfind(b"\n")
+        handle.truncate(size - block + cut + 1 if cut >= 0 else 0)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a results.csv as string dicts (no typing): for resume bookkeeping."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def completed_case_ids(path: Path) -> set[str]:
+    """Case ids whose closing `case` row is in `path` (finished, whatever their status)."""
+    if not Path(path).exists():
+        return set()
+    return {row["case_id"] for row in read_rows(path) if row.get("stage") == CASE_STAGE}
+
+
+def drop_incomplete_cases(path: Path) -> int:
+    """Rewrite `path` without rows of cases that have no closing row; return how many rows went."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    _truncate_partial_last_line(path)
+    rows = read_rows(path)
+    done = {row["case_id"] for row in rows if row.get("stage") == CASE_STAGE}
+    keep = [row for row in rows if row["case_id"] in done]
+    dropped = len(rows) - len(keep)
+    if dropped:
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    return dropped
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def find_results_files(path: Any) -> list[Path]:
+    """Results files named by a file, a run folder, a results/ tree, a glob, or a list of those."""
+    if isinstance(path, (list, tuple)):
+        found: list[Path] = []
+        for item in path:
+            found.extend(find_results_files(item))
+        return list(dict.fromkeys(found))
+    text = os.fspath(path)
+    candidates = [Path(p) for p in sorted(glob.glob(text, recursive=True))] if glob.has_magic(text) else [Path(text)]
+    files: list[Path] = []
+    for candidate in candidates:
+        if candidate.is_file():
+            files.append(candidate)
+        elif candidate.is_dir():
+            files.extend(sorted(candidate.rglob(RESULTS_FILE)))
+    return files
+
+
+def load_results(path: Any) -> "pd.DataFrame":
+    """Load one or many results.csv files as one typed DataFrame.
+
+    `path` may be a results.csv, a run folder, a tree of run folders (`results/`), a glob
+    (`results/2024*`), or a list of those. Columns get their documented dtypes: categoricals for
+    labels, nullable integers for `step`, `repeat` and friends, nullable booleans, UTC timestamps.
+    """
+    import pandas as pd
+
+    files = find_results_files(path)
+    if not files:
+        raise ResultsError(f"no {RESULTS_FILE} found at {os.fspath(path) if not isinstance(path, (list, tuple)) else path}")
+    frames = [_read_one(file) for file in files]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return _apply_dtypes(frame)
+
+
+def _read_one(file: Path) -> "pd.DataFrame":
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[])
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ResultsError(f"cannot read {file}: {error}") from None
+    missing = [column for column in COLUMNS if column not in frame.columns]
+    if missing:
+        raise ResultsError(f"{file}: not a results file of schema {SCHEMA_VERSION} (missing columns: {', '.join(missing)})")
+    versions = {v for v in frame["schema_version"].unique() if v != ""}
+    for version in versions:
+        if not version.isdigit():
+            raise ResultsError(f"{file}: schema_version {version!r} is not an integer")
+        if int(version) > SCHEMA_VERSION:
+            raise ResultsError(
+                f"{file}: schema_version {version} is newer than this bench reads ({SCHEMA_VERSION}); upgrade bench"
+            )
+    return frame[list(COLUMNS)]
+
+
+def _apply_dtypes(frame: "pd.DataFrame") -> "pd.DataFrame":
+    import pandas as pd
+
+    out = pd.DataFrame(index=frame.index)
+    for column in COLUMNS:
+        raw = frame[column].replace("", None)
+        if column in _INTEGER:
+            out[column] = pd.to_numeric(raw, errors="raise").astype("Int64")
+        elif column in _FLOAT:
+            out[column] = pd.to_numeric(raw, errors="raise").astype("float64")
+        elif column in _BOOLEAN:
+            out[column] = raw.map({"true": True, "false": False, None: None}).astype("boolean")
+        elif column == "timestamp":
+            out[column] = pd.to_datetime(raw, utc=True, format="ISO8601")
+        elif column in _CATEGORICAL:
+            out[column] = raw.astype("category")
+        else:
+            out[column] = raw.astype("string")
+    return out

@@ -1,0 +1,222 @@
+"""The worker: runs one case in a fresh process and streams events back to the runner.
+
+    python -m bench.worker --events-fd N   (the case arrives as JSON on stdin)
+
+A fresh process per case makes a cold load a real cold load and confines a crash or an
+out-of-memory kill to one case. Events are JSON lines on the inherited pipe `N` (stdout and
+stderr go to the case's log file): `meta`, `stage` (progress), `rows` (measurements, sent after
+each repeat), `error`, `done`. The runner owns the results file; the worker never writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from bench.case_exec import (
+    DEFAULT_EXECUTOR,
+    CaseExecutor,
+    ExecutorFactory,
+    Generation,
+    load_executor_factory,
+    save_png,
+)
+from bench.errors import BenchError
+from bench.measure.memory import MemorySampler
+from bench.measure.spans import MeasuringRecorder, SpanMeasurement
+from bench.store import utc_timestamp
+from bench.suite.case import Case
+
+#: Stages whose spans together make one denoising step (DESIGN.md: iter/s = 1 / median step time).
+STEP_STAGES = ("unet", "refiner", "scheduler")
+_PROGRESS_INTERVAL = 0.05  # seconds between repeated progress events for the same stage
+
+
+class EventSink:
+    """JSON lines on a file descriptor; progress events are throttled."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+        self._last_stage: str | None = None
+        self._last_sent = 0.0
+
+    def send(self, event: dict[str, Any]) -> None:
+        if self._fd is None:
+            return
+        data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def progress(self, stage: str, step: int | None) -> None:
+        now = time.monotonic()
+        if stage != self._last_stage or now - self._last_sent >= _PROGRESS_INTERVAL:
+            self._last_stage, self._last_sent = stage, now
+            self.send({"event": "stage", "stage": stage, "step": step})
+
+
+def span_rows(spans: Sequence[SpanMeasurement], timestamp: str) -> list[dict[str, Any]]:
+    """Tidy rows for finished spans: latency, peak_rss and (macOS) peak_footprint."""
+    rows: list[dict[str, Any]] = []
+    for span in spans:
+        base = {"phase": span.phase, "repeat": span.repeat, "stage": span.stage, "step": span.step, "timestamp": timestamp}
+        rows.append({**base, "metric": "latency", "value": span.seconds, "unit": "s"})
+        if span.peak_rss is not None:
+            rows.append({**base, "metric": "peak_rss", "value": span.peak_rss, "unit": "bytes"})
+        if span.peak_footprint is not None:
+            rows.append({**base, "metric": "peak_footprint", "value": span.peak_footprint, "unit": "bytes"})
+    return rows
+
+
+def step_times(spans: Sequence[SpanMeasurement]) -> list[float]:
+    """Seconds per denoising step: the step's unet (or refiner) spans plus its scheduler span."""
+    per_step: dict[int, float] = {}
+    for span in spans:
+        if span.stage in STEP_STAGES and span.step is not None:
+            per_step[span.step] = per_step.get(span.step, 0.0) + span.seconds
+    return [per_step[step] for step in sorted(per_step)]
+
+
+def repeat_rows(
+    spans: Sequence[SpanMeasurement], generation: Generation, phase: str, repeat: int, timestamp: str
+) -> list[dict[str, Any]]:
+    """Per-repeat figures derived from the spans: iter/s (1 / median step time) and UNet calls."""
+    base = {"phase": phase, "repeat": repeat, "stage": "diffusion", "step": None, "timestamp": timestamp}
+    rows: list[dict[str, Any]] = []
+    times = step_times(spans)
+    if times:
+        median = statistics.median(times)
+        if median > 0:
+            rows.append({**base, "metric": "iter_per_s", "value": 1.0 / median, "unit": "iter/s"})
+    if generation.unet_calls is not None:
+        rows.append({**base, "metric": "unet_calls", "value": generation.unet_calls, "unit": "count"})
+    return rows
+
+
+def run_case(
+    case: Case, factory: ExecutorFactory, events: EventSink, image_path: Path | None = None
+) -> None:
+    """Prepare, cold-load, warm up and measure one case, sending rows after each phase/repeat."""
+    sampler = MemorySampler().start()
+    recorder = MeasuringRecorder(sampler, on_span_start=events.progress)
+    executor: CaseExecutor | None = None
+    try:
+        executor = factory(case, recorder)
+        events.send({"event": "stage", "stage": "prepare", "step": None})
+        meta = executor.prepare()
+        events.send({"event": "meta", "meta": asdict(meta), "footprint": sampler.reader.has_footprint})
+
+        recorder.set_phase("cold")
+        events.send({"event": "phase", "phase": "cold", "repeat": None})
+        executor.load()
+        events.send({"event": "rows", "rows": span_rows(recorder.drain(), utc_timestamp())})
+
+        saved = False
+        for phase, count in (("warmup", case.warmup), ("measured", case.repeats)):
+            for repeat in range(count):
+                recorder.set_phase(phase, repeat)
+                events.send({"event": "phase", "phase": phase, "repeat": repeat})
+                generation = executor.generate()
+                spans = recorder.drain()
+                stamp = utc_timestamp()
+                rows = span_rows(spans, stamp) + repeat_rows(spans, generation, phase, repeat, stamp)
+                events.send({"event": "rows", "rows": rows})
+                if phase == "measured" and not saved and image_path is not None and generation.image is not None:
+                    save_png(generation.image, image_path)
+                    saved = True
+
+        if case.quality:
+            events.send({"event": "stage", "stage": "quality", "step": None})
+            stamp = utc_timestamp()
+            rows = [
+                {"phase": "measured", "repeat": None, "stage": q.stage, "step": None, "metric": q.metric,
+                 "value": q.value, "unit": q.unit, "timestamp": stamp}
+                for q in executor.quality()
+            ]  # fmt: skip
+            events.send({"event": "rows", "rows": rows})
+    finally:
+        sampler.stop()
+        if executor is not None:
+            try:
+                executor.close()
+            except Exception:  # noqa: BLE001 - closing must not mask the case's own error
+                traceback.print_exc()
+    events.send({"event": "rows", "rows": process_rows(sampler)})
+
+
+def process_rows(sampler: MemorySampler) -> list[dict[str, Any]]:
+    """Whole-process figures: the kernel high-water marks and what the sampler cost."""
+    stamp = utc_timestamp()
+    base = {"phase": None, "repeat": None, "stage": "process", "step": None, "timestamp": stamp}
+    hwm_rss, hwm_footprint = sampler.reader.high_water()
+    rows = [{**base, "metric": "peak_rss", "value": hwm_rss, "unit": "bytes"}]
+    if hwm_footprint is not None:
+        rows.append({**base, "metric": "peak_footprint", "value": hwm_footprint, "unit": "bytes"})
+    rows.append({**base, "metric": "sampler_cpu_share", "value": sampler.cpu_share, "unit": "fraction"})
+    rows.append({**base, "metric": "sampler_samples", "value": sampler.samples, "unit": "count"})
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__)
+    parser.add_argument("--events-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    events = EventSink(args.events_fd)
+    recorder_stage: list[Any] = []
+    try:
+        payload = json.load(sys.stdin)
+        case = Case.from_dict(payload["case"])
+        factory = load_executor_factory(payload.get("executor") or DEFAULT_EXECUTOR)
+        image = payload.get("image_path")
+        run_case(case, factory, _TrackingSink(events, recorder_stage), Path(image) if image else None)
+    except BenchError as error:
+        _report(events, recorder_stage, type(error).__name__, str(error))
+        return 3
+    except MemoryError:
+        _report(events, recorder_stage, "MemoryError", "out of memory (MemoryError)")
+        return 4
+    except BaseException as error:  # noqa: BLE001 - anything else is a crash of this case only
+        traceback.print_exc()
+        message = f"{type(error).__name__}: {error}".strip().splitlines()[0] if str(error) else type(error).__name__
+        _report(events, recorder_stage, type(error).__name__, message)
+        return 1
+    events.send({"event": "done"})
+    return 0
+
+
+class _TrackingSink(EventSink):
+    """Forwards events and remembers the last stage, for error reports."""
+
+    def __init__(self, inner: EventSink, last: list[Any]) -> None:
+        self._inner = inner
+        self._last = last
+
+    def send(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "stage":
+            self._last[:] = [event.get("stage"), event.get("step")]
+        self._inner.send(event)
+
+    def progress(self, stage: str, step: int | None) -> None:
+        self._last[:] = [stage, step]
+        self._inner.progress(stage, step)
+
+
+def _report(events: EventSink, last: list[Any], kind: str, message: str) -> None:
+    stage, step = (last + [None, None])[:2]
+    try:
+        events.send({"event": "error", "kind": kind, "message": message, "stage": stage, "step": step})
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
