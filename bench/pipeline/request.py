@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,3 +33,18 @@ class GenerationRequest:
     strength: float | None = None  # img2img strength in (0, 1]
     aesthetic_score: float = 6.0
     negative_aesthetic_score: float = 2.5
+    # SDXL micro-conditioning (time_ids); None means the image size, as diffusers and Swift default.
+    original_size: tuple[int, int] | None = None
+    crops_coords_top_left: tuple[int, int] = (0, 0)
+    target_size: tuple[int, int] | None = None
+    # Scheduler configuration on top of SDXL's (diffusers keys, e.g. {"timestep_spacing": "trailing"}).
+    scheduler_config: Mapping[str, Any] | None = None
+
+    @property
+    def classifier_free_guidance(self) -> bool:
+        """Guidance runs the UNet on [negative, positive] only when the scale is above 1."""
+        return self.guidance_scale > 1.0
+
+    @property
+    def img2img(self) -> bool:
+        return self.init_image is not None
