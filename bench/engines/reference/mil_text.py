@@ -125,6 +125,12 @@ class _Parser:
 
     def error(self, expected: str, token: _Token | None = None) -> ModelFormatError:
         token = token or self.peek()
+        index = self.tokens.index(token, max(self.pos - 1, 0)) if token is not self.peek() else self.pos
+        previous = self.tokens[index - 1] if index > 0 else None
+        if previous is not None and previous.line < token.line:
+            # What is missing belongs at the end of the previous token's line.
+            found = f"{token!r} on line {token.line}" if token.kind != _END else repr(token)
+            return ModelFormatError(f"{self.source}:{previous.line}: expected {expected}, found {found}")
         return ModelFormatError(f"{self.source}:{token.line}: expected {expected}, found {token!r}")
 
     def at(self, text: str) -> bool:
@@ -354,9 +360,13 @@ class _Parser:
         vtype = self.type_expr()
         self.expect("(", "'(' opening the literal")
         if isinstance(vtype, tuple):
-            payload = self.raw_payload() if not self.at(")") else None
-            self.expect(")", "')' closing the literal")
-            return self.structured(vtype, payload), vtype[0]
+            if vtype[0] == "dict":
+                payload = self.raw_payload() if not self.at(")") else None
+                self.expect(")", "')' closing the literal")
+                return self.structured(vtype, payload), vtype[0]
+            # tuple / list payloads (flexible-shape information) are kept as their raw text:
+            # the engine does not use them and their payload syntax is not documented.
+            return self.balanced_text(start), vtype[0]
         if self.at("BLOBFILE"):
             value = self.blobfile(vtype, start)
             self.expect(")", "')' closing the literal")
@@ -364,6 +374,21 @@ class _Parser:
         payload = self.raw_payload()
         self.expect(")", "')' closing the literal")
         return self.to_value(vtype, payload, start), vtype.dtype
+
+    def balanced_text(self, start: _Token) -> str:
+        """The tokens up to the ')' that closes an already opened '(', joined with spaces."""
+        depth, parts = 1, []
+        while True:
+            token = self.take()
+            if token.kind == _END:
+                raise ModelFormatError(f"{self.source}:{start.line}: literal opened here is never closed")
+            if token.text in ("(", "[", "{") and token.kind == _PUNCT:
+                depth += 1
+            elif token.text in (")", "]", "}") and token.kind == _PUNCT:
+                depth -= 1
+                if depth == 0:
+                    return " ".join(parts)
+            parts.append(token.text)
 
     def raw_payload(self) -> Any:
         token = self.peek()

@@ -250,10 +250,10 @@ class _SpecReader:
     def blob(self, spec: Any, dtype: str, shape: tuple[int, ...], where: str) -> np.ndarray:
         file_name = spec.fileName.replace("@model_path/weights/", "").replace("@model_path/", "")
         path = self.weights_dir / Path(file_name).name
-        weight_file = self.files.get(str(path))
-        if weight_file is None:
-            weight_file = self.files[str(path)] = weight_files.WeightFile(path)
         try:
+            weight_file = self.files.get(str(path))
+            if weight_file is None:
+                weight_file = self.files[str(path)] = weight_files.WeightFile(path)
             return weight_file.read(int(spec.offset), dtype, shape)
         except ModelFormatError as error:
             raise ModelFormatError(f"{error} (read for {where} of {self.source})") from None
