@@ -18,6 +18,12 @@ from bench.pipeline.schedulers import (
     make_scheduler,
 )
 
+pytestmark = [
+    # diffusers' own deprecation noise under numpy 2 / its dpmsolver deprecation; not ours.
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:.*algorithm_type dpmsolver is deprecated:FutureWarning"),
+]
+
 SHAPE = (1, 4, 8, 8)
 
 
