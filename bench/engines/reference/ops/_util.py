@@ -1,0 +1,180 @@
+"""Helpers shared by the kernel families: reading op parameters, float32 discipline, chunked loops.
+
+Parameters reach a kernel as numpy arrays (0-d for scalars), `str`, or lists (variadic); these
+helpers turn them into Python values once so each kernel reads like its MIL definition.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from bench.engines.reference.graph import Operation
+from bench.errors import OpExecutionError, UnsupportedOpError
+
+F32 = np.float32
+
+
+def as_int(value: Any) -> int:
+    """A scalar parameter as a Python int."""
+    return int(np.asarray(value).reshape(()))
+
+
+def as_float(value: Any) -> float:
+    """A scalar parameter as a Python float (use for index math only, never for tensor arithmetic)."""
+    return float(np.asarray(value).reshape(()))
+
+
+def as_bool(value: Any) -> bool:
+    return bool(np.asarray(value).reshape(()))
+
+
+def as_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    array = np.asarray(value)
+    if array.size == 1:
+        item = array.reshape(()).item()
+        return item.decode() if isinstance(item, bytes) else str(item)
+    raise OpExecutionError(f"expected a string parameter, got {array.dtype}{list(array.shape)}")
+
+
+def as_ints(value: Any) -> tuple[int, ...]:
+    """A 1-D (or scalar) integer parameter as a tuple of ints."""
+    if value is None:
+        return ()
+    return tuple(int(v) for v in np.asarray(value).reshape(-1).tolist())
+
+
+def as_bools(value: Any, rank: int) -> tuple[bool, ...]:
+    """A boolean mask parameter (None means all False)."""
+    if value is None:
+        return (False,) * rank
+    return tuple(bool(v) for v in np.asarray(value).reshape(-1).tolist())
+
+
+def norm_axis(axis: int, rank: int, what: str = "axis") -> int:
+    """A possibly negative axis as a non-negative one, or an error naming it."""
+    if not -rank <= axis < max(rank, 1):
+        raise OpExecutionError(f"{what} {axis} is out of range for a rank-{rank} input")
+    return axis + rank if axis < 0 else axis
+
+
+def norm_axes(axes: Any, rank: int, what: str = "axes") -> tuple[int, ...]:
+    return tuple(norm_axis(a, rank, what) for a in as_ints(axes))
+
+
+def f32(array: Any) -> np.ndarray:
+    """Keep floats float32: numpy promotes to float64 in a few corners (int / int, float64 scalars)."""
+    array = np.asarray(array)
+    if array.dtype == np.float64 or array.dtype == np.float16:
+        return array.astype(F32)
+    return array
+
+
+def out_dtype(op: Operation, index: int = 0) -> str:
+    """The MIL dtype the program declares for output `index` (e.g. `fp32`, `int32`)."""
+    return op.outputs[index].type.dtype
+
+
+def unsupported(message: str) -> UnsupportedOpError:
+    return UnsupportedOpError(message)
+
+
+# -- elementwise chains in cache-sized chunks, spread over threads -----------------------------------
+#
+# A chain of numpy ufuncs over a large array walks memory once per ufunc. Running the chain over
+# blocks that fit in L2 keeps the temporaries in cache, and numpy releases the GIL inside ufunc
+# loops, so blocks can run on several threads (torch eager also uses every intra-op thread for
+# elementwise work, and the speed target compares against it at the same thread count).
+
+CHUNK = 1 << 15  # elements per block: 128 KiB of float32, L2-resident with a few temporaries
+_PARALLEL_MIN = 1 << 17  # below this, thread hand-off costs more than it saves
+
+
+def _default_threads() -> int:
+    for name in ("BENCH_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name)
+        if value and value.isdigit() and int(value) > 0:
+            return int(value)
+    return max(1, os.cpu_count() or 1)
+
+
+_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+
+
+def set_num_threads(count: int) -> None:
+    """Threads used by the chunked elementwise kernels (BLAS threads are set through threadpool env vars)."""
+    global _threads, _pool
+    if count < 1:
+        raise ValueError("thread count must be >= 1")
+    if count != _threads and _pool is not None:
+        _pool.shutdown(wait=False)
+        _pool = None
+    _threads = count
+
+
+def num_threads() -> int:
+    return _threads
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="bench-ref-kernels")
+    return _pool
+
+
+def chunked(
+    fn: Callable[..., None],
+    out: np.ndarray,
+    *inputs: np.ndarray,
+) -> np.ndarray:
+    """Run `fn(out_block, *input_blocks)` over matching flat blocks of C-contiguous arrays.
+
+    Every array must be C-contiguous with `out.size` elements; `fn` writes its block of `out` and
+    may use it as scratch. Blocks run on the kernel thread pool when the array is large.
+    """
+    flat_out = out.reshape(-1)
+    flats = [a.reshape(-1) for a in inputs]
+    size = flat_out.size
+
+    def run(start: int, stop: int) -> None:
+        # errstate is per thread: set it here so pool threads do not warn on exp overflow / underflow
+        # (non-finite outputs are the executor's numerics report's business, not a warning per block).
+        with np.errstate(all="ignore"):
+            for begin in range(start, stop, CHUNK):
+                end = min(begin + CHUNK, stop)
+                fn(flat_out[begin:end], *(f[begin:end] for f in flats))
+
+    if _threads <= 1 or size < _PARALLEL_MIN:
+        run(0, size)
+        return out
+    parts = _threads
+    bounds = [((size * i // parts) // CHUNK) * CHUNK for i in range(parts)] + [size]
+    futures = [_executor().submit(run, bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
+    for future in futures:
+        future.result()
+    return out
+
+
+def contiguous(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array)
+
+
+def size_flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[np.ndarray]) -> float:
+    """FLOPs estimate of an elementwise op: one per output element."""
+    return float(sum(np.asarray(o).size for o in outputs))
+
+
+def scaled_size_flops(per_element: float) -> Callable[[Operation, dict[str, Any], Sequence[np.ndarray]], float]:
+    """FLOPs estimate of an elementwise op costing `per_element` operations per output element."""
+
+    def flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[np.ndarray]) -> float:
+        return per_element * float(np.asarray(outputs[0]).size)
+
+    return flops
