@@ -156,7 +156,8 @@ class CompiledFunction:
         for key, value in op.attributes.items():
             kwargs[key] = self._literal(value) if key not in ("val",) else value
         try:
-            result = kernel.fn(op, **kwargs)
+            with np.errstate(all="ignore"):
+                result = kernel.fn(op, **kwargs)
         except BenchError as error:
             raise type(error)(f"{self._where(op)}: {error}") from error
         except Exception as error:
@@ -328,7 +329,20 @@ class CompiledFunction:
         timings: list[StepTiming] | None = None,
         clock: Callable[[], int] = time.perf_counter_ns,
     ) -> dict[str, np.ndarray]:
-        """Execute with validated, compute-ready inputs; `timings` collects per-op profiling."""
+        """Execute with validated, compute-ready inputs; `timings` collects per-op profiling.
+
+        numpy's floating-point warnings are silenced: inf / nan are found by the numerics check,
+        which names the op, instead of a RuntimeWarning from inside a kernel.
+        """
+        with np.errstate(all="ignore"):
+            return self._run(feeds, timings, clock)
+
+    def _run(
+        self,
+        feeds: dict[str, np.ndarray],
+        timings: list[StepTiming] | None,
+        clock: Callable[[], int],
+    ) -> dict[str, np.ndarray]:
         env: list[Any] = [None] * self.slot_count
         for value, slot in self.input_slots:
             env[slot] = feeds[value.name]

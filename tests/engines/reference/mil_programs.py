@@ -131,7 +131,7 @@ def op(op_type: str, name: str, outputs: list[tuple[str, TensorType]], **inputs)
         elif isinstance(value, list):
             bound[key] = tuple(Ref(v) if isinstance(v, str) else v for v in value)
         else:
-            bound[key] = value
+            bound[key] = np.asarray(value)
     return Operation(op_type, name, bound, tuple(Value(n, ty) for n, ty in outputs))
 
 
@@ -176,6 +176,26 @@ def build_mlpackage(path: Path, target: str, compute_precision: str = "fp32") ->
     model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=deployment, compute_precision=precision)
     model.save(str(path))
     return path
+
+
+_PACKAGE_CACHE: dict[tuple[str, str], Path] = {}
+
+
+def cached_mlpackage(target: str, compute_precision: str = "fp32") -> Path:
+    """`build_mlpackage` once per test process (conversions are the slow part of these tests)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    key = (target, compute_precision)
+    if key not in _PACKAGE_CACHE:
+        if not _PACKAGE_CACHE:
+            root = Path(tempfile.mkdtemp(prefix="reference-packages-"))
+            atexit.register(shutil.rmtree, root, True)
+            _PACKAGE_CACHE[("root", "")] = root
+        root = _PACKAGE_CACHE[("root", "")]
+        _PACKAGE_CACHE[key] = build_mlpackage(root / f"{target}_{compute_precision}.mlpackage", target, compute_precision)
+    return _PACKAGE_CACHE[key]
 
 
 def reference_conv_add_split(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mil_programs import build_mlpackage, const, ensure_kernels, op, program, reference_conv_add_split, t
+from mil_programs import cached_mlpackage, const, ensure_kernels, op, program, reference_conv_add_split, t
 
 from bench.engines import reference
 from bench.engines.reference.graph import TensorType, first_difference
@@ -21,10 +21,9 @@ TARGETS = ["iOS15", "iOS16", "iOS17", "iOS18"]
 
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory):
-    root = tmp_path_factory.mktemp("writer")
+def packages():
     return {
-        (target, precision): build_mlpackage(root / f"{target}_{precision}.mlpackage", target, precision)
+        (target, precision): cached_mlpackage(target, precision)
         for target in TARGETS
         for precision in ("fp32", "fp16")
     }

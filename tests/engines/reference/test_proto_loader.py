@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from mil_programs import build_mlpackage
+from mil_programs import cached_mlpackage
 
 from bench.engines.reference import weights
 from bench.engines.reference.graph import Ref, deployment_target
@@ -18,10 +18,9 @@ TARGETS = ["iOS15", "iOS16", "iOS17", "iOS18"]
 
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory):
-    root = tmp_path_factory.mktemp("packages")
+def packages():
     return {
-        (target, precision): build_mlpackage(root / f"{target}_{precision}.mlpackage", target, precision)
+        (target, precision): cached_mlpackage(target, precision)
         for target in TARGETS
         for precision in ("fp32", "fp16")
     }

@@ -1,0 +1,75 @@
+"""`bench profile MODEL_PATH`: a table of where one predict's time goes, with seeded random inputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engines" / "reference"))
+from mil_programs import const, conv_add_program, ensure_kernels, op, program, t  # noqa: E402
+
+from bench.cli import main  # noqa: E402
+from bench.commands.profile import random_inputs  # noqa: E402
+from bench.engines import reference  # noqa: E402
+from bench.engines.base import TensorSpec  # noqa: E402
+
+
+@pytest.fixture()
+def model_dir(tmp_path):
+    ensure_kernels()
+    prog, _ = conv_add_program()
+    return reference.write_mlmodelc(prog, tmp_path / "tiny.mlmodelc")
+
+
+def test_prints_a_table_by_op_type(model_dir, capsys):
+    assert main(["profile", str(model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny.mlmodelc: 2 ops" in out and "conv" in out and "add" in out and "GFLOP" in out
+
+
+def test_by_op_top_and_csv(model_dir, tmp_path, capsys):
+    csv = tmp_path / "profile.csv"
+    code = main(["profile", str(model_dir), "--by", "op", "--top", "1", "--csv", str(csv), "--precision", "fp16", "--repeats", "2"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "top 1 of 2 rows" in out and "fp16, median of 2" in out
+    frame = pd.read_csv(csv)
+    assert list(frame["op_name"]) == ["conv1", "add1"] and (frame["seconds"] > 0).all()
+
+
+def test_bad_model_path_is_one_line_error(tmp_path, capsys):
+    assert main(["profile", str(tmp_path / "nope.mlpackage")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench: error: ") and "nope.mlpackage: no such model" in err and "Traceback" not in err
+
+
+def test_malformed_model_mil_names_file_and_line(model_dir, capsys):
+    mil = model_dir / "model.mil"
+    lines = mil.read_text().splitlines()
+    lines[4] = lines[4].replace("=", "", 1)
+    mil.write_text("\n".join(lines))
+    assert main(["profile", str(model_dir)]) == 2
+    assert "model.mil:5: expected '=' after the op's output" in capsys.readouterr().err
+
+
+def test_random_inputs_are_seeded_and_bound_token_ids_by_the_embedding():
+    table = np.zeros((37, 4), np.float32)
+    ops = [
+        const("table", table),
+        const("axis", np.int32(0)),
+        op("gather", "embed", [("e", t("fp32", 1, 5, 4))], x="table", indices="ids", axis="axis"),
+    ]
+    fake = SimpleNamespace(
+        function=program([("ids", t("int32", 1, 5)), ("z", t("fp16", 2))], ops, ["e"]).main,
+        input_specs=(TensorSpec("ids", (1, 5), np.dtype(np.int32)), TensorSpec("z", (2,), np.dtype(np.float16))),
+    )
+    a, b = random_inputs(fake, seed=3), random_inputs(fake, seed=3)
+    assert a["ids"].dtype == np.int32 and a["z"].dtype == np.float16
+    np.testing.assert_array_equal(a["ids"], b["ids"])
+    many = random_inputs(SimpleNamespace(function=fake.function, input_specs=(TensorSpec("ids", (1, 2000), np.dtype(np.int32)),)))
+    assert many["ids"].max() < 37 and many["ids"].max() > 20

@@ -1,0 +1,111 @@
+"""fp16 mode: every op's output rounded through float16, and the first op holding inf / nan reported."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mil_programs import const, ensure_kernels, op, program, t
+
+from bench.engines.reference.model import ReferenceModel
+from bench.engines.reference.precision import NumericsWarning
+from bench.errors import BenchError, NumericalError
+
+PATH = Path("models/vae_decoder.mlpackage")
+
+
+@pytest.fixture(autouse=True)
+def _kernels():
+    ensure_kernels()
+
+
+def _overflowing_program():
+    """x * x overflows fp16 for |x| > 255.9; then (x*x - x*x) turns the inf into nan."""
+    ops = [
+        op("mul", "square_1", [("sq", t("fp32", 4))], x="x", y="x"),
+        op("sub", "diff_1", [("d", t("fp32", 4))], x="sq", y="sq"),
+        const("scale", np.float32(1e-3)),
+        op("mul", "rescale", [("y", t("fp32", 4))], x="sq", y="scale"),
+    ]
+    return program([("x", t("fp32", 4))], ops, ["y", "d"])
+
+
+X = np.array([1.0, 100.0, 300.0, -400.0], np.float32)
+
+
+def test_fp32_run_is_finite_and_not_checked_by_default():
+    model = ReferenceModel(PATH, _overflowing_program(), "fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = model.predict({"x": X})
+    np.testing.assert_allclose(out["y"], X * X * 1e-3, rtol=1e-6)
+    assert model.last_numerics is None
+
+
+def test_fp32_can_check_too():
+    model = ReferenceModel(PATH, _overflowing_program(), "fp32", on_nonfinite="warn")
+    model.predict({"x": X})
+    assert model.last_numerics is not None and model.last_numerics.ok
+
+
+def test_fp16_warns_and_reports_the_first_overflowing_op():
+    model = ReferenceModel(PATH, _overflowing_program(), "fp16")
+    with pytest.warns(NumericsWarning, match=r"vae_decoder\.mlpackage: in fp16, op 'square_1' \(mul, #0\) output 'sq' holds 2 inf"):
+        out = model.predict({"x": X})
+    report = model.last_numerics
+    assert not report.ok
+    first = report.first
+    assert (first.op_type, first.op_name, first.output, first.index) == ("mul", "square_1", "sq", 0)
+    assert (first.inf_count, first.nan_count, first.size) == (2, 0, 4)
+    assert report.nonfinite_ops == 3  # square_1 (inf), diff_1 (nan), rescale (inf)
+    assert report.model_path == PATH
+    assert out["y"].dtype == np.float16 and np.isinf(out["y"][2:]).all()
+    assert np.isnan(out["d"][2:]).all()
+
+
+def test_fp16_can_raise_at_the_first_overflow():
+    model = ReferenceModel(PATH, _overflowing_program(), "fp16", on_nonfinite="raise")
+    with pytest.raises(NumericalError, match=r"vae_decoder\.mlpackage: in fp16, op 'square_1' \(mul, #0\)"):
+        model.predict({"x": X})
+
+
+def test_fp16_ignore_skips_the_check():
+    model = ReferenceModel(PATH, _overflowing_program(), "fp16", on_nonfinite="ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict({"x": X})
+    assert model.last_numerics is None
+
+
+def test_small_inputs_do_not_warn_in_fp16():
+    model = ReferenceModel(PATH, _overflowing_program(), "fp16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict({"x": np.array([1, 2, 3, 4], np.float32)})
+    assert model.last_numerics.ok
+
+
+def test_every_op_output_is_rounded_through_fp16():
+    # (x * 3) then * (1/3): with per-op fp16 rounding the result differs from the fp32 one.
+    ops = [
+        const("three", np.float32(3.0)),
+        const("third", np.float32(1.0 / 3.0)),
+        op("mul", "m1", [("a", t("fp32", 64))], x="x", y="three"),
+        op("mul", "m2", [("y", t("fp32", 64))], x="a", y="third"),
+    ]
+    prog = program([("x", t("fp32", 64))], ops, ["y"])
+    x = np.random.default_rng(3).uniform(-10, 10, 64).astype(np.float32)
+    h = np.float16
+    expected = (h(x.astype(h).astype(np.float32) * np.float32(h(3.0))).astype(np.float32) * np.float32(h(1 / 3))).astype(h)
+    got = ReferenceModel(PATH, prog, "fp16").predict({"x": x})["y"]
+    np.testing.assert_array_equal(got, expected)
+    exact = ReferenceModel(PATH, prog, "fp32").predict({"x": x})["y"]
+    np.testing.assert_allclose(exact, x, rtol=1e-6)
+    assert np.count_nonzero(exact != got.astype(np.float32)) > 32  # fp16 rounding shows
+
+
+def test_bad_on_nonfinite_value():
+    with pytest.raises(BenchError, match="unknown on_nonfinite 'loud'"):
+        ReferenceModel(PATH, _overflowing_program(), "fp16", on_nonfinite="loud")
