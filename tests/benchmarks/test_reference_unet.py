@@ -1,0 +1,246 @@
+"""Speed and memory of one UNet call on the reference engine, against torch eager on the same weights.
+
+Timed run (checks the speed target and reports the figures):
+    pytest tests/benchmarks/test_reference_unet.py --benchmark-only --benchmark-enable
+In the normal test run (`--benchmark-disable`) each benchmark calls the engine once, untimed, and
+checks its output against torch; the memory test always runs.
+
+Reported in `benchmark.extra_info`: engine / torch median ratio, FLOPs of the program's matrix ops
+(counted from the spec, not by the engine), the engine's and torch's GFLOP/s, and numpy's float32
+GEMM GFLOP/s measured in the same run as the ceiling a numpy interpreter can reach.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from mlprogram_stats import MATRIX_OPS, program_stats  # noqa: E402
+from unet_bench_models import BenchUNet, blas_threads, convert_float32  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+#: Issue target: one UNet call on the reference engine takes at most this many times torch eager.
+MAX_RATIO_TO_TORCH = 2.0
+#: Issue target: peak memory of a call under this many times (weights + largest live activation set).
+MAX_MEMORY_FACTOR = 3.0
+ROUNDS = 5
+
+UNETS = [
+    pytest.param(BenchUNet("unet-64-128", (64, 128), heads=(1, 2), cross_attention_dim=128), id="unet-64-128"),
+    pytest.param(
+        BenchUNet("unet-128-256", (128, 256), heads=(2, 4), cross_attention_dim=256, text_embeds_dim=256),
+        id="unet-128-256",
+        marks=pytest.mark.slow,
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=UNETS)
+def unet(request, tmp_path_factory):
+    """A UNet config with its torch module, converted .mlpackage, inputs and spec statistics."""
+    config: BenchUNet = request.param
+    module = config.build()
+    inputs = config.inputs()
+    path = convert_float32(module, inputs, tmp_path_factory.mktemp("bench-unet") / f"{config.name}.mlpackage")
+    return config, module, inputs, path, program_stats(path)
+
+
+@pytest.fixture
+def same_threads():
+    """Run torch with the thread count numpy's BLAS uses; restore torch's setting afterwards."""
+    threads, source = blas_threads()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    yield threads, source
+    torch.set_num_threads(before)
+
+
+def numpy_sgemm_gflops(n: int = 2048, repeats: int = 3) -> float:
+    """Best-of-`repeats` GFLOP/s of one n x n x n float32 matrix product in numpy."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b  # warm the BLAS threads and pages
+    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
+    return 2.0 * n**3 / best / 1e9
+
+
+def _seconds(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _psnr(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """PSNR as apple/ml-stable-diffusion's `compute_psnr` (peak taken from the reference)."""
+    ref = reference.astype(np.float64)
+    rms = np.sqrt(np.mean((ref - candidate.astype(np.float64)) ** 2))
+    return float(20 * np.log10((np.abs(ref).max() + 1e-5) / (rms + 1e-10)))
+
+
+def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
+    from bench.engines import reference
+
+    config, module, inputs, path, stats = unet
+    threads, thread_source = same_threads
+    model = reference.load(path, precision="fp32")
+    torch_inputs = tuple(torch.from_numpy(v) for v in inputs.values())
+
+    def torch_call():
+        with torch.inference_mode():
+            return module(*torch_inputs)
+
+    torch_seconds: list[float] = []
+
+    def time_torch_between_rounds():
+        # torch eager runs right before each engine round, so both see the same machine load
+        torch_seconds.append(_seconds(torch_call))
+
+    outputs = benchmark.pedantic(
+        model.predict, args=(inputs,), setup=time_torch_between_rounds, rounds=ROUNDS, warmup_rounds=1
+    )
+    expected = torch_call().numpy()
+    quality = _psnr(expected, outputs["noise_pred"])
+    assert quality >= 60.0, f"{config.name}: engine output PSNR {quality:.1f} dB against torch (need >= 60)"
+
+    benchmark.extra_info.update(
+        {
+            "unet": config.name,
+            "latent": f"{config.batch}x4x{config.latent}x{config.latent}",
+            "threads": threads,
+            "threads_from": thread_source,
+            "matrix_gflop": round(stats.flops / 1e9, 3),
+            "psnr_vs_torch_db": round(quality, 1),
+        }
+    )
+    if benchmark.disabled:  # untimed smoke run of the normal test suite
+        return
+
+    engine_median = benchmark.stats.stats.median
+    torch_median = statistics.median(torch_seconds[1:])  # the first ran before the warm-up round
+    ratio = engine_median / torch_median
+    gemm_peak = numpy_sgemm_gflops()
+    benchmark.extra_info.update(
+        {
+            "engine_median_s": round(engine_median, 4),
+            "torch_median_s": round(torch_median, 4),
+            "ratio_engine_to_torch": round(ratio, 2),
+            "engine_gflops": round(stats.flops / engine_median / 1e9, 1),
+            "torch_gflops": round(stats.flops / torch_median / 1e9, 1),
+            "numpy_sgemm_peak_gflops": round(gemm_peak, 1),
+        }
+    )
+    print(
+        f"\n{config.name}: engine {engine_median * 1e3:.1f} ms, torch eager {torch_median * 1e3:.1f} ms, "
+        f"ratio {ratio:.2f} (target <= {MAX_RATIO_TO_TORCH}); engine {stats.flops / engine_median / 1e9:.1f} "
+        f"GFLOP/s, torch {stats.flops / torch_median / 1e9:.1f} GFLOP/s, numpy sgemm peak {gemm_peak:.1f} "
+        f"GFLOP/s; {threads} threads ({thread_source})"
+    )
+    assert ratio <= MAX_RATIO_TO_TORCH, (
+        f"{config.name}: reference engine {engine_median * 1e3:.1f} ms per call is {ratio:.2f}x torch eager "
+        f"({torch_median * 1e3:.1f} ms); target <= {MAX_RATIO_TO_TORCH}x"
+    )
+
+
+class _RssSampler:
+    """Samples the process RSS on a thread; reports the peak seen (psutil, every ~1 ms)."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak = self._process.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            time.sleep(self._interval)
+
+    def __enter__(self) -> "_RssSampler":
+        self.start = self._process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+
+def test_unet_call_frees_dead_intermediates(unet, record_property):
+    """Peak traced numpy memory of a call stays under 3 x (weights + largest live activation set).
+
+    tracemalloc sees numpy's array allocations (numpy reports them to it) and nothing of torch's,
+    so the torch module living in this process does not blur the figure. The bound comes from the
+    program's own liveness (mlprogram_stats), not from the engine. Keeping every intermediate alive
+    would need `total_activation_bytes`, far above the bound for a UNet.
+    """
+    from bench.engines import reference
+
+    config, _module, inputs, path, stats = unet
+    bound = MAX_MEMORY_FACTOR * (stats.weight_bytes + stats.peak_live_bytes)
+    assert stats.total_activation_bytes > 2 * bound, "the program is too small for this check to mean anything"
+
+    tracemalloc.start()
+    try:
+        model = reference.load(path, precision="fp32")
+        model.predict(inputs)  # first call: anything cached lazily is allocated now
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        with _RssSampler() as rss:
+            model.predict(inputs)
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    figures = {
+        "weights_mb": stats.weight_bytes / 1e6,
+        "peak_live_mb": stats.peak_live_bytes / 1e6,
+        "all_activations_mb": stats.total_activation_bytes / 1e6,
+        "traced_before_call_mb": before / 1e6,
+        "traced_peak_mb": peak / 1e6,
+        "traced_increase_mb": (peak - before) / 1e6,
+        "traced_after_call_mb": after / 1e6,
+        "rss_increase_mb": (rss.peak - rss.start) / 1e6,
+        "bound_mb": bound / 1e6,
+    }
+    for key, value in figures.items():
+        record_property(key, round(value, 2))
+    print(f"\n{config.name} memory: " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()))
+    assert peak <= bound, (
+        f"{config.name}: a UNet call peaked at {peak / 1e6:.1f} MB of numpy memory, over "
+        f"{MAX_MEMORY_FACTOR} x (weights {stats.weight_bytes / 1e6:.1f} MB + largest live set "
+        f"{stats.peak_live_bytes / 1e6:.1f} MB at {stats.peak_live_op}) = {bound / 1e6:.1f} MB"
+    )
+    # a call must not leave its intermediates behind either
+    assert after - before <= stats.peak_live_bytes, (
+        f"{config.name}: {(after - before) / 1e6:.1f} MB more numpy memory held after the call than before"
+    )
+
+
+def test_profiler_flops_match_the_program(unet):
+    """The engine profiler's FLOPs for matrix ops agree with an independent count from the spec."""
+    from bench.engines import reference
+
+    config, _module, inputs, path, stats = unet
+    model = reference.load(path, precision="fp32")
+    frame = model.profile(inputs).by_op_type()
+    for op_type in MATRIX_OPS:
+        expected = stats.matrix_flops.get(op_type, 0.0)
+        rows = frame[frame["op_type"] == op_type]
+        got = float(rows["flops"].sum()) if len(rows) else 0.0
+        assert got == pytest.approx(expected, rel=0.02), (
+            f"{config.name}: profiler counts {got / 1e9:.4f} GFLOP for {op_type}, the spec gives {expected / 1e9:.4f}"
+        )
