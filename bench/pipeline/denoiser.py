@@ -15,6 +15,7 @@ import numpy as np
 from bench.engines.base import Model, TensorSpec
 from bench.errors import PipelineError
 from bench.pipeline.model_io import ModelIO
+from bench.pipeline.parts import conform
 
 #: Inputs every SDXL UNet takes; `time_ids` and `text_embeds` are SDXL's added conditioning.
 REQUIRED_INPUTS: tuple[str, ...] = ("sample", "timestep", "encoder_hidden_states")
@@ -102,7 +103,7 @@ class Denoiser:
         text_embeds: np.ndarray,
         time_ids: np.ndarray,
     ) -> dict[str, np.ndarray]:
-        """The UNet inputs for one call, cast to the dtypes (and shapes) the model declares."""
+        """The UNet inputs for one call, in the shapes the model declares (cast at `predict`)."""
         values: dict[str, np.ndarray] = {
             "sample": sample,
             "timestep": np.full(self.inputs["timestep"].shape, timestep),
@@ -119,7 +120,7 @@ class Denoiser:
                 raise PipelineError(
                     f"{self.name} input {name!r}: pipeline has shape {value.shape}, model expects {spec.describe()}"
                 )
-            result[name] = value.reshape(spec.shape).astype(spec.dtype, copy=False)
+            result[name] = value.reshape(spec.shape)
         return result
 
     def predict(self, models: Sequence[Model], inputs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -128,9 +129,8 @@ class Denoiser:
             raise PipelineError(f"{self.name}: {len(models)} models for parts {self.parts}")
         available = dict(inputs)
         outputs: dict[str, np.ndarray] = {}
-        for model, io in zip(models, self.ios):
-            feed = {name: available[name] for name in io.inputs}
-            outputs = model.predict(feed)
+        for model in models:
+            outputs = model.predict(conform(model, available))
             available.update(outputs)
         if self.output not in outputs:
             raise PipelineError(f"{self.parts[-1]} returned {sorted(outputs)}; expected {self.output!r}")

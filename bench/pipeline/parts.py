@@ -46,6 +46,23 @@ def denoiser_parts(model_set: ModelSet, kind: str) -> tuple[str, ...]:
     return (kind,) if model_set.has(kind) else ()
 
 
+def conform(model: Model, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's inputs taken from `values`, cast to the dtypes (and shapes) the loaded model declares.
+
+    Casting against the loaded model, not the file's description, keeps engines that declare
+    different dtypes (an engine's precision mode, say) fed correctly.
+    """
+    feed = {}
+    for spec in model.input_specs:
+        if spec.name not in values:
+            raise PipelineError(f"{model.path}: the pipeline has no value for input {spec.describe()}")
+        value = np.asarray(values[spec.name])
+        if all(d > 0 for d in spec.shape) and value.size == int(np.prod(spec.shape)):
+            value = value.reshape(spec.shape)
+        feed[spec.name] = value.astype(spec.dtype, copy=False)
+    return feed
+
+
 def zero_inputs(model: Model) -> dict[str, np.ndarray]:
     """Zeros of the shapes and dtypes `model` declares (its first prediction's inputs)."""
     return {s.name: np.zeros(tuple(d if d and d > 0 else 1 for d in s.shape), dtype=s.dtype) for s in model.input_specs}

@@ -49,7 +49,7 @@ from bench.pipeline.denoiser import Denoiser
 from bench.pipeline.image import save_png, to_model_input, to_uint8
 from bench.pipeline.latents import SDXL_VAE_SCALING_FACTOR, initial_noise, make_rng, sample_posterior
 from bench.pipeline.model_io import ModelIO
-from bench.pipeline.parts import MODEL_PARTS, ModelSlots, denoiser_parts
+from bench.pipeline.parts import MODEL_PARTS, ModelSlots, conform, denoiser_parts
 from bench.pipeline.request import GenerationRequest
 from bench.pipeline.schedulers import BaseScheduler, make_scheduler
 from bench.pipeline.tokenizer import TEXT_ENCODER_2_PAD_TOKEN, CLIPTokenizer
@@ -349,7 +349,7 @@ class SDXLPipeline:
         with self._slots.using((part,), transient=self.reduce_memory) as (model,):
             with self.recorder.span(part):
                 return [
-                    encoder_outputs(model.predict({spec.name: i.reshape(spec.shape).astype(spec.dtype)}), part)
+                    encoder_outputs(model.predict(conform(model, {spec.name: i.reshape(spec.shape)})), part)
                     for i in ids
                 ]
 
@@ -359,7 +359,7 @@ class SDXLPipeline:
         image = to_model_input(init_image)
         with self._slots.using(("vae_encoder",), transient=self.reduce_memory) as (model,):
             with self.recorder.span("vae_encoder"):
-                outputs = model.predict({x.name: image.reshape(x.shape).astype(x.dtype)})
+                outputs = model.predict(conform(model, {x.name: image.reshape(x.shape)}))
                 moments = _pick_output(outputs, "latent", "vae_encoder")
                 return sample_posterior(moments, rng)
 
@@ -367,7 +367,7 @@ class SDXLPipeline:
         z = _single(io.inputs, "vae_decoder", "input")
         with self._slots.using(("vae_decoder",), transient=self.reduce_memory) as (model,):
             with self.recorder.span("vae_decoder"):
-                outputs = model.predict({z.name: latents.reshape(z.shape).astype(z.dtype)})
+                outputs = model.predict(conform(model, {z.name: latents.reshape(z.shape)}))
                 return np.asarray(_pick_output(outputs, "image", "vae_decoder"), dtype=np.float32)
 
     @staticmethod
