@@ -47,29 +47,46 @@ BlobReader = Callable[[str, int, str, tuple[int, ...]], np.ndarray]
 
 _TOKEN = re.compile(
     r"""
-    (?P<ws>[ \t\r\f]+)
-  | (?P<nl>\n)
-  | (?P<comment>//[^\n]*)
-  | (?P<string>"(?:[^"\\\n]|\\.)*")
-  | (?P<number>[-+]?(?:
+    [ \t\r\f]+ | //[^\n]*
+  | ( "(?:[^"\\\n]|\\.)*"
+    | [-+]?(?:
         0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][-+]?[0-9]+)?
       | (?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?
       | inf(?![\w.]) | nan(?![\w.])
-    ))
-  | (?P<name>[A-Za-z_@][A-Za-z0-9_.@:/]*)
-  | (?P<arrow>->)
-  | (?P<punct>[()\[\]{}<>,=;?])
-  | (?P<bad>.)
+      )
+    | [A-Za-z_@][A-Za-z0-9_.@:/]*
+    | ->
+    | .
+    )
     """,
     re.VERBOSE,
 )
 
-_NUMBER, _STRING, _NAME, _PUNCT, _END = "number", "string", "name", "punct", "end"
+_NUMBER, _STRING, _NAME, _PUNCT, _BAD, _END = "number", "string", "name", "punct", "bad", "end"
+_PUNCTS = frozenset("()[]{}<>,=;?") | {"->"}
+_NUMBER_START = frozenset("0123456789+-.")
 _SCALAR_TYPES = frozenset(MIL_DTYPES)
 _ESCAPES = re.compile(r"\\(.)")
 
 
+def _kind(text: str) -> str:
+    if not text:
+        return _END
+    first = text[0]
+    if first == '"':
+        return _STRING
+    if text in _PUNCTS:
+        return _PUNCT
+    if first in _NUMBER_START or text in ("inf", "nan"):
+        return _NUMBER if len(text) > 1 or first.isdigit() else _BAD
+    if first.isalpha() or first in "_@":
+        return _NAME
+    return _BAD
+
+
 class _Token:
+    """A token, built only where a parse step needs its kind or line (the hot paths use texts)."""
+
     __slots__ = ("kind", "text", "line")
 
     def __init__(self, kind: str, text: str, line: int):
@@ -80,25 +97,26 @@ class _Token:
 
 
 def tokenize(text: str, source: str = "<model.mil>") -> list[_Token]:
-    """Split MIL text into tokens, each with its line number."""
-    tokens: list[_Token] = []
-    line = 1
-    append = tokens.append
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup
-        if kind == "ws" or kind == "comment":
-            continue
-        if kind == "nl":
-            line += 1
-            continue
-        if kind == "arrow":
-            append(_Token(_PUNCT, "->", line))
-        elif kind == "bad":
-            raise ModelFormatError(f"{source}:{line}: unexpected character {match.group()!r}")
-        else:
-            append(_Token(kind, match.group(), line))
-    append(_Token(_END, "", line))
-    return tokens
+    """Split MIL text into tokens, each with its kind and line number."""
+    texts, lines = _split(text)
+    return [_Token(_kind(t), t, line) for t, line in zip(texts, lines)]
+
+
+def _split(text: str) -> tuple[list[str], list[int]]:
+    """Token texts and their line numbers; the last token is "" (end of file)."""
+    # One C-level findall per line keeps tokenizing cheap on multi-megabyte files.
+    texts: list[str] = []
+    lines: list[int] = []
+    findall = _TOKEN.findall
+    number = 0
+    for number, line in enumerate(text.split("\n"), 1):
+        found = [t for t in findall(line) if t]
+        if found:
+            texts.extend(found)
+            lines.extend([number] * len(found))
+    texts.append("")
+    lines.append(max(number, 1))
+    return texts, lines
 
 
 def parse_program(text: str, source: str | Path = "<model.mil>", read_blob: BlobReader | None = None) -> Program:
@@ -109,51 +127,57 @@ def parse_program(text: str, source: str | Path = "<model.mil>", read_blob: Blob
 class _Parser:
     def __init__(self, text: str, source: str, read_blob: BlobReader | None):
         self.source = source
-        self.tokens = tokenize(text, source)
+        self.texts, self.lines = _split(text)
+        self.last = len(self.texts) - 1
         self.pos = 0
         self.read_blob = read_blob
 
     # -- token helpers -------------------------------------------------------------------------
+    def token(self, index: int) -> _Token:
+        index = min(index, self.last)
+        text = self.texts[index]
+        return _Token(_kind(text), text, self.lines[index])
+
     def peek(self, ahead: int = 0) -> _Token:
-        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+        return self.token(self.pos + ahead)
 
     def take(self) -> _Token:
-        token = self.tokens[self.pos]
-        if token.kind != _END:
+        token = self.token(self.pos)
+        if self.pos < self.last:
             self.pos += 1
         return token
 
-    def error(self, expected: str, token: _Token | None = None) -> ModelFormatError:
-        token = token or self.peek()
-        index = self.tokens.index(token, max(self.pos - 1, 0)) if token is not self.peek() else self.pos
-        previous = self.tokens[index - 1] if index > 0 else None
-        if previous is not None and previous.line < token.line:
+    def error(self, expected: str, index: int | None = None) -> ModelFormatError:
+        index = self.pos if index is None else index
+        token = self.token(index)
+        if token.kind == _BAD:
+            return ModelFormatError(f"{self.source}:{token.line}: unexpected character {token.text!r}")
+        if index > 0 and self.lines[index - 1] < token.line:
             # What is missing belongs at the end of the previous token's line.
             found = f"{token!r} on line {token.line}" if token.kind != _END else repr(token)
-            return ModelFormatError(f"{self.source}:{previous.line}: expected {expected}, found {found}")
+            return ModelFormatError(f"{self.source}:{self.lines[index - 1]}: expected {expected}, found {found}")
         return ModelFormatError(f"{self.source}:{token.line}: expected {expected}, found {token!r}")
 
     def at(self, text: str) -> bool:
-        token = self.tokens[self.pos]
-        return token.text == text and token.kind in (_PUNCT, _NAME)
+        return self.texts[self.pos] == text
 
     def accept(self, text: str) -> bool:
-        if self.at(text):
+        if self.texts[self.pos] == text:
             self.pos += 1
             return True
         return False
 
-    def expect(self, text: str, what: str | None = None) -> _Token:
-        if not self.at(text):
+    def expect(self, text: str, what: str | None = None) -> None:
+        if self.texts[self.pos] != text:
             raise self.error(what or repr(text))
-        return self.take()
+        self.pos += 1
 
     def name(self, what: str = "a name") -> str:
-        token = self.peek()
-        if token.kind != _NAME:
+        text = self.texts[self.pos]
+        if _kind(text) != _NAME:
             raise self.error(what)
         self.pos += 1
-        return token.text
+        return text
 
     # -- program structure ---------------------------------------------------------------------
     def program(self) -> Program:
@@ -161,10 +185,9 @@ class _Parser:
         self.expect("(")
         parts = []
         while not self.at(")"):
-            token = self.take()
-            if token.kind != _NUMBER:
-                raise self.error("a version number", token)
-            parts.append(token.text)
+            if _kind(self.texts[self.pos]) != _NUMBER:
+                raise self.error("a version number")
+            parts.append(self.take().text)
             self.accept(",")
         self.expect(")")
         version = ".".join(parts) if parts else ""
@@ -306,7 +329,7 @@ class _Parser:
         return vtype
 
     def type_expr(self) -> Any:
-        token = self.peek()
+        line = self.lines[self.pos]
         word = self.name("a type")
         if word == "tensor":
             self.expect("<")
@@ -314,14 +337,16 @@ class _Parser:
             self.expect(",")
             self.expect("[", "'[' opening the shape")
             dims: list[int | None] = []
-            while not self.at("]"):
-                dim = self.take()
-                if dim.kind == _NUMBER and dim.text.isdigit():
-                    dims.append(int(dim.text))
-                elif dim.text == "?" or dim.kind == _NAME:
+            texts = self.texts
+            while texts[self.pos] != "]":
+                dim = texts[self.pos]
+                if dim.isdigit():
+                    dims.append(int(dim))
+                elif dim == "?" or _kind(dim) == _NAME:
                     dims.append(None)
                 else:
-                    raise self.error("a dimension (integer or '?')", dim)
+                    raise self.error("a dimension (integer or '?')")
+                self.pos += 1
                 if not self.accept(","):
                     break
             self.expect("]", "',' or ']' in the shape")
@@ -339,18 +364,16 @@ class _Parser:
                     break
             self.expect(">", f"'>' closing {word}<...>")
             return (word, tuple(parts))
-        if word in _SCALAR_TYPES or word.startswith(("fp8", "int", "uint")):
+        if word in _SCALAR_TYPES:
             return TensorType(word, ())
-        raise ModelFormatError(f"{self.source}:{token.line}: unknown type {word!r}")
+        raise ModelFormatError(f"{self.source}:{line}: unknown type {word!r}")
 
     def scalar_type(self) -> str:
-        token = self.peek()
+        line = self.lines[self.pos]
         word = self.name("a data type")
-        if word == "tensor":  # `tensor<tensor<string, []>, ...>` never occurs; keep the message clear
-            raise ModelFormatError(f"{self.source}:{token.line}: nested tensor type")
         if word not in _SCALAR_TYPES:
             raise ModelFormatError(
-                f"{self.source}:{token.line}: unknown data type {word!r}; expected one of {', '.join(sorted(_SCALAR_TYPES))}"
+                f"{self.source}:{line}: unknown data type {word!r}; expected one of {', '.join(sorted(_SCALAR_TYPES))}"
             )
         return word
 
@@ -391,34 +414,35 @@ class _Parser:
             parts.append(token.text)
 
     def raw_payload(self) -> Any:
-        token = self.peek()
-        if token.kind == _NUMBER:
+        text = self.texts[self.pos]
+        kind = _kind(text)
+        if kind == _NUMBER:
             self.pos += 1
-            return _number(token.text)
-        if token.kind == _STRING:
+            return _number(text)
+        if kind == _STRING:
             self.pos += 1
-            return _unquote(token.text)
-        if token.kind == _NAME:
-            if token.text in ("true", "false") and self.peek(1).text not in ("(", "<"):
+            return _unquote(text)
+        if kind == _NAME:
+            if text in ("true", "false") and self.texts[self.pos + 1] not in ("(", "<"):
                 self.pos += 1
-                return token.text == "true"
+                return text == "true"
             return self.typed_literal()[0]
-        if self.accept("["):
+        if text == "[" or text == "{":
+            close = "]" if text == "[" else "}"
+            self.pos += 1
             items = []
-            while not self.at("]"):
-                items.append(self.raw_payload())
+            texts = self.texts
+            while texts[self.pos] != close:
+                item = texts[self.pos]
+                if texts[self.pos + 1] in (",", close) and _kind(item) == _NUMBER:
+                    items.append(_number(item))  # fast path: a plain number
+                    self.pos += 1
+                else:
+                    items.append(self.raw_payload())
                 if not self.accept(","):
                     break
-            self.expect("]", "',' or ']' in a list literal")
-            return items
-        if self.accept("{"):
-            items = []
-            while not self.at("}"):
-                items.append(self.raw_payload())
-                if not self.accept(","):
-                    break
-            self.expect("}", "',' or '}' in a literal")
-            return tuple(items)
+            self.expect(close, f"',' or '{close}' in a list literal")
+            return items if close == "]" else tuple(items)
         raise self.error("a literal value")
 
     def blobfile(self, vtype: TensorType, start: _Token) -> np.ndarray:
