@@ -116,6 +116,8 @@ class CompiledFunction:
             kernel = kernels.get(op.type)
             if kernel is None:
                 unsupported.append(op)
+                for value in op.outputs:  # so later readers resolve; the op is reported below
+                    self._slot(value.name)
                 continue
             if kernel.is_constexpr:
                 self._run_constexpr(op, kernel)

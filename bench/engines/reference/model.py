@@ -28,6 +28,16 @@ from bench.errors import BenchError, InputError, ModelFormatError
 def read_program(path: str | Path) -> Program:
     """Read an `.mlpackage` or `.mlmodelc` folder into a `Program` (nothing is executed)."""
     path = Path(path)
+    try:
+        return _read_program(path)
+    except BenchError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, OSError) as error:
+        # A file that parses but holds inconsistent content: say where, not a traceback.
+        raise ModelFormatError(f"{path}: cannot read the model ({type(error).__name__}: {error})") from error
+
+
+def _read_program(path: Path) -> Program:
     if not path.exists():
         raise ModelFormatError(f"{path}: no such model file or folder; expected an .mlpackage or .mlmodelc folder")
     if (path / "Manifest.json").is_file() or path.suffix == ".mlpackage":

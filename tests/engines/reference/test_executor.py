@@ -107,7 +107,8 @@ def test_dead_intermediates_do_not_accumulate_in_memory():
 
 def test_unknown_op_type_is_reported_at_load_with_path_type_and_name():
     ops = [
-        op("frobnicate", "frob_1", [("a", t("fp32", 4))], x="x"),
+        op("frobnicate", "frob_1", [("a0", t("fp32", 4))], x="x"),
+        op("relu", "known", [("a", t("fp32", 4))], x="a0"),  # a supported reader of an unsupported op
         op("wibble", "w_1", [("b", t("fp32", 4))], x="a"),
         op("frobnicate", "frob_2", [("y", t("fp32", 4))], x="b"),
     ]
