@@ -188,7 +188,7 @@ class SDXLPipeline:
             )
         unet = self._denoiser("unet")
         latent = unet.latent_shape
-        self._check_denoiser(unet, latent, sequence, pooled_width, BASE_TIME_IDS,
+        self._check_denoiser(unet, sequence, pooled_width, BASE_TIME_IDS,
                              _sum_or_none(widths["text_encoder"], widths["text_encoder_2"]), "text_encoder + text_encoder_2")
         if unet.batch == 1 and not self.model_set.unet_batch_one:
             raise PipelineError(f"model set {self.model_set.id!r}: unet takes batch 1 but unet_batch_one is not set")
@@ -207,7 +207,7 @@ class SDXLPipeline:
                 raise PipelineError(
                     f"refiner latent {refiner.latent_shape} does not match the unet latent {latent}"
                 )
-            self._check_denoiser(refiner, latent, sequence, pooled_width, REFINER_TIME_IDS,
+            self._check_denoiser(refiner, sequence, pooled_width, REFINER_TIME_IDS,
                                  widths["text_encoder_2"], "text_encoder_2")
         vae_decoder = self._slots.io("vae_decoder")
         z = _single(vae_decoder.inputs, "vae_decoder", "input")
@@ -260,7 +260,6 @@ class SDXLPipeline:
     @staticmethod
     def _check_denoiser(
         denoiser: Denoiser,
-        latent: tuple[int, int, int],
         sequence: int,
         pooled_width: int | None,
         time_ids: int,
@@ -286,7 +285,6 @@ class SDXLPipeline:
             raise PipelineError(
                 f"{name} takes text_embeds of width {denoiser.text_embeds_width}; text_encoder_2 pools {pooled_width}"
             )
-        del latent  # latent agreement is checked by the callers, which know what to compare with
 
     def _tokenizer(self, part: str, length: int) -> CLIPTokenizer:
         if part not in self._tokenizers:
