@@ -128,7 +128,7 @@ def program_from_spec(spec: Any, weights_dir: Path, source: Path) -> Program:
     metadata["specificationVersion"] = str(spec.specificationVersion)
     if spec.description.defaultFunctionName:
         metadata["defaultFunctionName"] = spec.description.defaultFunctionName
-    attributes = {key: reader.value(value, f"program attribute {key!r}") for key, value in spec.mlProgram.attributes.items()}
+    attributes = {key: reader.loose_value(value) for key, value in spec.mlProgram.attributes.items()}
     opset = next(iter(functions.values())).opset
     return Program(version=text_version(opset), functions=functions, metadata=metadata, attributes=attributes)
 
@@ -156,7 +156,7 @@ class _SpecReader:
         block = spec.block_specializations[opset]
         inputs = tuple(Value(v.name, self.value_type(v.type, f"input {v.name!r} of function {name!r}")) for v in spec.inputs)
         operations = [self.operation(op) for op in block.operations]
-        attributes = {key: self.value(value, f"attribute {key!r} of function {name!r}") for key, value in spec.attributes.items()}
+        attributes = {key: self.loose_value(value) for key, value in spec.attributes.items()}
         return Function(name, opset, inputs, operations, tuple(block.outputs), attributes)
 
     def value_type(self, spec: Any, where: str) -> TensorType:
@@ -210,6 +210,17 @@ class _SpecReader:
                 literal_dtypes[key] = dtype
         outputs = tuple(Value(v.name, self.value_type(v.type, f"output {v.name!r} of {where}")) for v in spec.outputs)
         return Operation(spec.type, name, inputs, outputs, attributes, literal_dtypes)
+
+    def loose_value(self, spec: Any) -> Any:
+        """A program or function attribute: decoded where we can, else kept as protobuf text.
+
+        The engine does not use these (buildInfo, flexible-shape information), so an attribute of
+        a form we do not decode must not make the model unreadable.
+        """
+        try:
+            return self.value(spec, "attribute")
+        except Exception:
+            return str(spec)
 
     def value(self, spec: Any, where: str) -> Any:
         """A value decoded to its numpy / str / dict form."""

@@ -143,3 +143,17 @@ def test_close_releases_the_program():
     model.close()
     with pytest.raises(BenchError, match="closed"):
         model.predict(_inputs())
+
+
+def test_multifunction_models_run_the_chosen_function(tmp_path):
+    from bench.engines.reference.graph import Function
+
+    prog, _ = conv_add_program()
+    double = Function("double", "ios17", (prog.main.inputs[0],), [op("add", "twice", [("y2", t("fp32", 1, 3, 8, 8))], x="x", y="x")], ("y2",))
+    prog.functions["double"] = double
+    folder = reference.write_mlmodelc(prog, tmp_path / "multi.mlmodelc")
+    x = np.ones((1, 3, 8, 8), np.float32)
+    model = reference.load(folder, function="double")
+    assert [s.name for s in model.output_specs] == ["y2"]
+    np.testing.assert_array_equal(model.predict({"x": x})["y2"], 2 * x)
+    assert reference.load(folder).function.name == "main"
