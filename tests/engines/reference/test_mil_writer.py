@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mil_programs import cached_mlpackage, const, ensure_kernels, op, program, reference_conv_add_split, t
 
 from bench.engines import reference
-from bench.engines.reference.graph import TensorType, first_difference
+from bench.engines.reference.graph import Ref, TensorType, first_difference
 from bench.engines.reference.mil_text import parse_program
 from bench.engines.reference.mil_writer import hex_float, write_mil_text
 from bench.engines.reference.mlmodelc import read_mlmodelc, write_mlmodelc
@@ -76,6 +76,12 @@ def compressed(packages, tmp_path_factory):
             path = root / f"{target}_{kind}.mlpackage"
             compressed_model.save(str(path))
             out[target, kind] = path
+    # A chain: the palettization LUT itself int8-quantized (iOS18 joint compression).
+    per_tensor = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(weight_threshold=1, granularity="per_tensor"))
+    palettized = ct.models.MLModel(str(out["iOS18", "lut"]), skip_model_load=True)
+    joint = cto.linear_quantize_weights(palettized, per_tensor, joint_compression=True)
+    out["iOS18", "joint"] = root / "iOS18_joint.mlpackage"
+    joint.save(str(out["iOS18", "joint"]))
     return out
 
 
@@ -86,6 +92,7 @@ def compressed(packages, tmp_path_factory):
         ("iOS16", "affine", "constexpr_affine_dequantize"),
         ("iOS18", "lut", "constexpr_lut_to_dense"),
         ("iOS18", "affine", "constexpr_blockwise_shift_scale"),
+        ("iOS18", "joint", "constexpr_blockwise_shift_scale"),
     ],
 )
 def test_compressed_weight_forms_round_trip(compressed, tmp_path, target, kind, op_type):
@@ -98,8 +105,21 @@ def test_compressed_weight_forms_round_trip(compressed, tmp_path, target, kind, 
         assert constexpr.inputs and not constexpr.attributes
     if (target, kind) == ("iOS18", "lut"):
         assert constexpr.literal_dtypes == {"indices": "uint4"}
+    if kind == "joint":  # the LUT of constexpr_lut_to_dense is the output of the dequantize op
+        lut = next(o for o in from_proto.main.operations if o.type == "constexpr_lut_to_dense")
+        assert lut.inputs["lut"] == Ref(constexpr.outputs[0].name)
     folder = write_mlmodelc(from_proto, tmp_path / "c.mlmodelc")
     assert first_difference(from_proto, read_mlmodelc(folder)) is None
+
+    from bench.engines.reference.ops import registered_kernels
+
+    used = {o.type for o in from_proto.main.operations} - {"const"}
+    if used <= set(registered_kernels()):  # once every kernel exists: both loads compute the same
+        x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+        a = reference.load(compressed[target, kind]).predict({"x": x})
+        b = reference.load(folder).predict({"x": x})
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
 
 
 def test_writer_output_is_parsed_back_for_hand_built_literals():
