@@ -129,6 +129,27 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+def parallel_for(run: Callable[[list[Any]], None], tasks: list[Any], size: int) -> None:
+    """Call `run(share)` on about equal shares of `tasks`, one per kernel thread, and wait for all.
+
+    `size` (elements touched) decides whether threads are worth their hand-off. numpy's errstate is
+    per thread, so every share runs with floating-point warnings off (non-finite outputs are the
+    executor's numerics report's business).
+    """
+
+    def quiet(share: list[Any]) -> None:
+        with np.errstate(all="ignore"):
+            run(share)
+
+    if _threads <= 1 or size < _PARALLEL_MIN or len(tasks) < 2:
+        quiet(tasks)
+        return
+    step = -(-len(tasks) // _threads)
+    futures = [_executor().submit(quiet, tasks[i : i + step]) for i in range(0, len(tasks), step)]
+    for future in futures:
+        future.result()
+
+
 def chunked(
     fn: Callable[..., None],
     out: np.ndarray,
@@ -143,22 +164,12 @@ def chunked(
     flats = [a.reshape(-1) for a in inputs]
     size = flat_out.size
 
-    def run(start: int, stop: int) -> None:
-        # errstate is per thread: set it here so pool threads do not warn on exp overflow / underflow
-        # (non-finite outputs are the executor's numerics report's business, not a warning per block).
-        with np.errstate(all="ignore"):
-            for begin in range(start, stop, CHUNK):
-                end = min(begin + CHUNK, stop)
-                fn(flat_out[begin:end], *(f[begin:end] for f in flats))
+    def run(starts: list[int]) -> None:
+        for begin in starts:
+            end = min(begin + CHUNK, size)
+            fn(flat_out[begin:end], *(f[begin:end] for f in flats))
 
-    if _threads <= 1 or size < _PARALLEL_MIN:
-        run(0, size)
-        return out
-    parts = _threads
-    bounds = [((size * i // parts) // CHUNK) * CHUNK for i in range(parts)] + [size]
-    futures = [_executor().submit(run, bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
-    for future in futures:
-        future.result()
+    parallel_for(run, list(range(0, size, CHUNK)), size)
     return out
 
 
