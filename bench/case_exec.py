@@ -127,6 +127,10 @@ class PipelineExecutor:
                 f"model {case.model} is {self.model_set.resolution}x{self.model_set.resolution}, "
                 f"but the case asks for resolution {case.resolution}"
             )
+        if case.attention is not None and self.model_set.attention != case.attention:
+            raise PipelineError(
+                f"model {case.model} uses {self.model_set.attention} attention, but the case says {case.attention}"
+            )
         init_image = None
         if case.strength is not None:
             init_image = (
@@ -151,8 +155,9 @@ class PipelineExecutor:
             self.model_set, engine, case.compute_unit, recorder=self.recorder, reduce_memory=case.reduce_memory
         )
         self.pipe.validate(self.request)
-        guided = case.guidance > 1.0
-        batch = (1 if self.model_set.unet_batch_one else 2) if guided else 1
+        # A batch-2 UNet always runs [negative, positive] (also without guidance, as Apple's Swift
+        # pipeline does); a batch-one UNet is called once per row instead.
+        batch = 1 if self.model_set.unet_batch_one else 2
         return CaseMeta(
             attention=self.model_set.attention,
             quantization=self.model_set.quantization,

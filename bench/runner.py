@@ -15,6 +15,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, Callable, Protocol, Sequence
 from bench.case_exec import DEFAULT_EXECUTOR
 from bench.store import CASE_STAGE, RESULTS_FILE, ResultsWriter, completed_case_ids, utc_timestamp
 from bench.suite.case import Case
+from bench.worker import StageBoard
 
 _EOF = object()
 _KILL_GRACE = 5.0  # seconds to wait for a killed worker to be reaped
@@ -130,7 +132,8 @@ def run_worker(
     KeyboardInterrupt propagates after the worker's process group has been killed.
     """
     read_fd, write_fd = os.pipe()
-    payload = json.dumps({"case": case.to_dict(), "executor": executor,
+    board = Path(tempfile.mkstemp(prefix="bench-stage-", suffix=".board")[1])
+    payload = json.dumps({"case": case.to_dict(), "executor": executor, "stage_board": str(board),
                           "image_path": str(image_path) if image_path else None})  # fmt: skip
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     started = time.perf_counter()
@@ -147,6 +150,7 @@ def run_worker(
     except OSError as error:
         os.close(read_fd)
         os.close(write_fd)
+        board.unlink(missing_ok=True)
         if log_path:
             log.close()  # type: ignore[union-attr]
         return WorkerResult("error", f"cannot start worker: {error}", [], None, 0.0, None)
@@ -176,7 +180,6 @@ def run_worker(
             if remaining <= 0:
                 _kill_group(process)
                 status = "timeout"
-                message = f"timed out after {case.timeout:g} s{_where(stage, step)}"
                 break
             try:
                 event = events.get(timeout=min(remaining, 0.2))
@@ -212,7 +215,13 @@ def run_worker(
         reader.join(timeout=1.0)
         if log_path:
             log.close()  # type: ignore[union-attr]
+        last_stage, last_step = StageBoard.read(board)
+        board.unlink(missing_ok=True)
+    if last_stage is not None:  # exact, unlike the throttled progress events
+        stage, step = last_stage, last_step
 
+    if status == "timeout" and message is None:
+        message = f"timed out after {case.timeout:g} s{_where(stage, step)}"
     if status == "ok":
         if error_event is not None:
             status = "error"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import statistics
 import sys
@@ -40,15 +41,58 @@ STEP_STAGES = ("unet", "refiner", "scheduler")
 _PROGRESS_INTERVAL = 0.05  # seconds between repeated progress events for the same stage
 
 
-class EventSink:
-    """JSON lines on a file descriptor; progress events are throttled."""
+class StageBoard:
+    """The current stage and step in a small shared file, read by the runner after a crash.
 
-    def __init__(self, fd: int | None) -> None:
+    A SIGKILLed worker (out of memory) cannot say where it died; writing the stage into a mapped
+    file at every span start costs well under a microsecond, far less than a pipe write.
+    """
+
+    SIZE = 256
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "wb") as handle:
+            handle.write(b"\0" * self.SIZE)
+        self._file = open(path, "r+b")
+        self._map = mmap.mmap(self._file.fileno(), self.SIZE)
+        self._encoded: dict[tuple[str, int | None], bytes] = {}
+
+    def set(self, stage: str, step: int | None) -> None:
+        data = self._encoded.get((stage, step))
+        if data is None:
+            data = f"{stage}\t{'' if step is None else step}\0".encode()[: self.SIZE]
+            self._encoded[(stage, step)] = data
+        self._map[: len(data)] = data
+
+    @staticmethod
+    def read(path: Path) -> tuple[str | None, int | None]:
+        """(stage, step) last written to the board at `path`, or (None, None)."""
+        try:
+            raw = Path(path).read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+        except OSError:
+            return None, None
+        stage, _, step = raw.partition("\t")
+        return (stage or None), (int(step) if step.isdigit() else None)
+
+
+class EventSink:
+    """JSON lines on a file descriptor; progress events are throttled to 20 a second.
+
+    Progress is reported at the start of every span, inside the parent span's timing, so it must
+    cost next to nothing: attribute stores, a clock read, and a pipe write only every 50 ms. The
+    exact stage goes to the `StageBoard` (if any) for crash reports.
+    """
+
+    def __init__(self, fd: int | None, board: StageBoard | None = None) -> None:
         self._fd = fd
-        self._last_stage: str | None = None
+        self._board = board
         self._last_sent = 0.0
+        self.stage: str | None = None
+        self.step: int | None = None
 
     def send(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "stage":
+            self._note(event.get("stage"), event.get("step"))
         if self._fd is None:
             return
         data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
@@ -58,10 +102,16 @@ class EventSink:
             view = view[written:]
 
     def progress(self, stage: str, step: int | None) -> None:
+        self._note(stage, step)
         now = time.monotonic()
-        if stage != self._last_stage or now - self._last_sent >= _PROGRESS_INTERVAL:
-            self._last_stage, self._last_sent = stage, now
+        if now - self._last_sent >= _PROGRESS_INTERVAL:
+            self._last_sent = now
             self.send({"event": "stage", "stage": stage, "step": step})
+
+    def _note(self, stage: Any, step: Any) -> None:
+        self.stage, self.step = stage, step
+        if self._board is not None:
+            self._board.set(stage, step)
 
 
 def span_rows(spans: Sequence[SpanMeasurement], timestamp: str) -> list[dict[str, Any]]:
@@ -171,49 +221,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events-fd", type=int, required=True)
     args = parser.parse_args(argv)
     events = EventSink(args.events_fd)
-    recorder_stage: list[Any] = []
     try:
         payload = json.load(sys.stdin)
+        board = payload.get("stage_board")
+        events = EventSink(args.events_fd, StageBoard(Path(board)) if board else None)
         case = Case.from_dict(payload["case"])
         factory = load_executor_factory(payload.get("executor") or DEFAULT_EXECUTOR)
         image = payload.get("image_path")
-        run_case(case, factory, _TrackingSink(events, recorder_stage), Path(image) if image else None)
+        run_case(case, factory, events, Path(image) if image else None)
     except BenchError as error:
-        _report(events, recorder_stage, type(error).__name__, str(error))
+        _report(events, type(error).__name__, str(error))
         return 3
     except MemoryError:
-        _report(events, recorder_stage, "MemoryError", "out of memory (MemoryError)")
+        _report(events, "MemoryError", "out of memory (MemoryError)")
         return 4
     except BaseException as error:  # noqa: BLE001 - anything else is a crash of this case only
         traceback.print_exc()
         message = f"{type(error).__name__}: {error}".strip().splitlines()[0] if str(error) else type(error).__name__
-        _report(events, recorder_stage, type(error).__name__, message)
+        _report(events, type(error).__name__, message)
         return 1
     events.send({"event": "done"})
     return 0
 
 
-class _TrackingSink(EventSink):
-    """Forwards events and remembers the last stage, for error reports."""
-
-    def __init__(self, inner: EventSink, last: list[Any]) -> None:
-        self._inner = inner
-        self._last = last
-
-    def send(self, event: dict[str, Any]) -> None:
-        if event.get("event") == "stage":
-            self._last[:] = [event.get("stage"), event.get("step")]
-        self._inner.send(event)
-
-    def progress(self, stage: str, step: int | None) -> None:
-        self._last[:] = [stage, step]
-        self._inner.progress(stage, step)
-
-
-def _report(events: EventSink, last: list[Any], kind: str, message: str) -> None:
-    stage, step = (last + [None, None])[:2]
+def _report(events: EventSink, kind: str, message: str) -> None:
     try:
-        events.send({"event": "error", "kind": kind, "message": message, "stage": stage, "step": step})
+        events.send({"event": "error", "kind": kind, "message": message, "stage": events.stage, "step": events.step})
     except OSError:
         pass
 

@@ -8,17 +8,15 @@ and repeat. It satisfies `bench.measure.recorder.Recorder`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from bench.measure.memory import MemorySampler, PeakCell
 
 SpanListener = Callable[[str, "int | None"], None]
 
 
-@dataclass(frozen=True)
-class SpanMeasurement:
-    """One finished span."""
+class SpanMeasurement(NamedTuple):
+    """One finished span (a NamedTuple: built on the hot path, ~8x cheaper than a frozen dataclass)."""
 
     stage: str
     step: int | None

@@ -124,37 +124,37 @@ def render_summary(summary: "pd.DataFrame", console: "Console", title: str = "Su
     show_psnr = summary["psnr_db"].notna().any()
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("#", justify="right")
-    table.add_column("case", overflow="fold", min_width=24)
+    table.add_column("case", overflow="fold", min_width=14)
     table.add_column("status")
-    table.add_column("end-to-end", justify="right")
+    table.add_column("end-to-end\nmedian", justify="right")
     table.add_column("iter/s", justify="right")
-    table.add_column("cold load", justify="right")
-    table.add_column("peak RSS", justify="right")
+    table.add_column("cold\nload", justify="right")
+    table.add_column("peak\nRSS", justify="right")
     if show_footprint:
-        table.add_column("footprint", justify="right")
+        table.add_column("peak\nfootprint", justify="right")
     if show_psnr:
-        table.add_column("PSNR", justify="right")
+        table.add_column("PSNR\ndB", justify="right")
     for index, record in enumerate(records, 1):
         iter_per_s = record["iter_per_s"]
         cells = [
             str(index),
             escape(str(record["case"])),
             _status_text(str(record["status"])),
-            format_seconds(record["end_to_end_s"]) + (f" ×{record['repeats']}" if record["repeats"] else ""),
-            f"{iter_per_s:.2f}" if _present(iter_per_s) else "-",
+            format_seconds(record["end_to_end_s"]),
+            _rate(iter_per_s),
             format_seconds(record["cold_load_s"]),
             format_bytes(record["peak_rss_bytes"]),
         ]
         if show_footprint:
             cells.append(format_bytes(record["peak_footprint_bytes"]))
         if show_psnr:
-            cells.append(f"{record['psnr_db']:.1f} dB" if _present(record["psnr_db"]) else "-")
+            cells.append(f"{record['psnr_db']:.1f}" if _present(record["psnr_db"]) else "-")
         table.add_row(*cells)
     console.print(table)
 
     stages = [s for s in STAGE_COLUMNS if summary[f"{s}_s"].notna().any()]
     if stages:
-        medians = Table(title="stage medians over measured repeats, ms", title_justify="left",
+        medians = Table(title="stage medians over the measured repeats, in ms", title_justify="left",
                         header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
         medians.add_column("#", justify="right")
         for stage in stages:
@@ -172,6 +172,12 @@ def _present(value: Any) -> bool:
     import pandas as pd
 
     return value is not None and not bool(pd.isna(value))
+
+
+def _rate(value: Any) -> str:
+    if not _present(value):
+        return "-"
+    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
 
 
 def _milliseconds(value: Any) -> str:

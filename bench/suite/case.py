@@ -74,8 +74,10 @@ class Case:
 
     @property
     def batch(self) -> int:
-        """UNet batch per call as planned: 2 under classifier-free guidance, else 1."""
-        return 2 if self.guidance > 1.0 else 1
+        """UNet batch per call before the model is known: 2 ([negative, positive], Apple's layout).
+
+        The worker replaces it with the model's (1 for `unet_batch_one` models, called twice)."""
+        return 2
 
     def with_(self, **changes: Any) -> "Case":
         return replace(self, **changes)

@@ -1,0 +1,69 @@
+"""Measurement overhead, measured: the cost of one recorder span and the sampler's CPU share.
+
+Targets (issue 5): under 20 microseconds per span, under 2 % of one core for the memory sampler.
+Timed with `python -m pytest tests/benchmarks/test_measure_overhead.py --benchmark-only
+--benchmark-enable`; in the normal test run they execute once, untimed, and assert nothing about time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from bench.measure.memory import MemorySampler
+from bench.measure.spans import MeasuringRecorder
+from bench.worker import EventSink, StageBoard
+
+SPAN_TARGET_SECONDS = 20e-6
+SAMPLER_TARGET_SHARE = 0.02
+
+
+@pytest.fixture
+def recorder(tmp_path):
+    """The recorder exactly as a worker sets it up: sampler running, stage board, events to a pipe."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    events = EventSink(write_fd, StageBoard(tmp_path / "stage.board"))
+    sampler = MemorySampler().start()
+    recorder = MeasuringRecorder(sampler, on_span_start=events.progress)
+    recorder.set_phase("measured", 0)
+    yield recorder
+    sampler.stop()
+    os.close(write_fd)
+    os.close(read_fd)
+
+
+def test_span_cost(benchmark, recorder) -> None:
+    def one_span() -> None:
+        with recorder.span("unet", step=3):
+            pass
+        if len(recorder.records) > 50_000:
+            recorder.records.clear()
+
+    benchmark(one_span)
+    assert recorder.records and recorder.records[-1].peak_rss > 0
+    if not benchmark.disabled:
+        median = benchmark.stats.stats.median
+        benchmark.extra_info["span_median_us"] = round(median * 1e6, 2)
+        assert median < SPAN_TARGET_SECONDS, f"one span costs {median * 1e6:.1f} us (target < 20 us)"
+
+
+def test_sampler_cpu_share(benchmark) -> None:
+    duration = 0.2 if benchmark.disabled else 3.0
+    shares: list[float] = []
+
+    def sample_for_a_while() -> None:
+        sampler = MemorySampler().start()
+        time.sleep(duration)  # the main thread idles: the share measured is the sampler's own
+        sampler.stop()
+        assert sampler.samples > 0.5 * duration / sampler.interval
+        shares.append(sampler.cpu_share)
+
+    benchmark.pedantic(sample_for_a_while, rounds=3 if not benchmark.disabled else 1, iterations=1)
+    share = min(shares) if benchmark.disabled else sorted(shares)[len(shares) // 2]
+    benchmark.extra_info["sampler_cpu_share_of_one_core"] = round(share, 5)
+    benchmark.extra_info["sampler_interval_ms"] = MemorySampler().interval * 1e3
+    if not benchmark.disabled:
+        assert share < SAMPLER_TARGET_SHARE, f"sampler uses {share:.2%} of a core (target < 2 %)"

@@ -1,0 +1,175 @@
+"""`bench run` end to end with a fake pipeline in real workers; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.store import RESULTS_FILE, load_results
+
+TESTS = Path(__file__).resolve().parent.parent
+FAKE = ["--executor", "fake_executor:FakeExecutor"]
+
+FAKE_SUITE = """
+[suite]
+name = "fake"
+description = "fake pipeline"
+[defaults]
+steps = 2
+warmup = 1
+repeats = 2
+timeout = 60
+[matrix]
+model = {models}
+compute_unit = ["CPU_AND_NE", "ALL"]
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PYTHONPATH", str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.setenv("COLUMNS", "200")  # rich: no wrapping inside table cells
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suites").mkdir()
+    write_suite(tmp_path, '["fake-ok"]')
+    return tmp_path
+
+
+def write_suite(root: Path, models: str, name: str = "fake", extra: str = "") -> None:
+    (root / "suites" / f"{name}.toml").write_text(FAKE_SUITE.format(models=models) + extra)
+
+
+def run_dirs(root: Path) -> list[Path]:
+    results = root / "results"
+    return sorted(p for p in results.iterdir() if p.is_dir()) if results.exists() else []
+
+
+def test_run_writes_results_manifest_and_summary(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--suite", "fake", "--no-progress", *FAKE])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (run_dir,) = run_dirs(workdir)
+    frame = load_results(run_dir / RESULTS_FILE)
+    assert set(frame["status"]) == {"ok"} and set(frame["suite"]) == {"fake"}
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["run_id"] == run_dir.name and manifest["suite"]["name"] == "fake"
+    assert manifest["finished"] and manifest["status_counts"] == {"ok": 1}
+    assert manifest["environment"]["machine"]["chip"] and manifest["power"]["start"] and manifest["power"]["end"]
+    assert manifest["models"] == {"fake-ok": {"id": "fake-ok", "files": {}}}
+    assert len(manifest["cases"]) == 1
+    # the summary table: case, status, medians, iter/s, peak memory
+    for text in ("fake-ok", "ok", "iter/s", "peak", "RSS", "unet/step", "end-to-end", "median"):
+        assert text in out
+    assert f"results: results/{run_dir.name}/results.csv" in out
+
+
+def test_failed_case_gives_exit_1_and_other_cases_survive(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_suite(workdir, '["fake-error", "fake-ok"]')
+    assert main(["run", "-s", "fake", "--no-progress", "--output", "out", *FAKE]) == 1
+    (run_dir,) = sorted((workdir / "out").iterdir())
+    closing = load_results(run_dir).query("stage == 'case'")
+    assert dict(zip(closing["model"], closing["status"])) == {"fake-error": "error", "fake-ok": "ok"}
+    assert "PipelineError" in capsys.readouterr().out
+
+
+def test_resume_runs_only_unfinished_cases(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_suite(workdir, '["fake-ok", "fake-alloc-8"]')
+    assert main(["run", "-s", "fake", "--no-progress", *FAKE]) == 0
+    (run_dir,) = run_dirs(workdir)
+    results = run_dir / RESULTS_FILE
+    lines = results.read_text().splitlines(keepends=True)
+    first_case = [line for line in lines if "fake-ok" in line or line.startswith("schema_version")]
+    second_rows = [line for line in lines if "fake-alloc-8" in line]
+    results.write_text("".join(first_case) + "".join(second_rows[:5]))  # killed while writing case 2
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run_dir), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 cases already complete" in out
+    assert "[2/2] ok fake-alloc-8" in out and "[1/2]" not in out
+    frame = load_results(results)
+    closing = frame.query("stage == 'case'")
+    assert sorted(closing["model"]) == ["fake-alloc-8", "fake-ok"]
+    assert len(frame.query("model == 'fake-ok'")) == len(first_case) - 1
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert len(manifest["resumed"]) == 1
+
+
+def test_dry_run_prints_cases_and_writes_nothing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_suite(workdir, '["fake-ok", "fake-error"]')
+    assert main(["run", "-s", "fake", "--dry-run", "-k", "not error", *FAKE]) == 0
+    out = capsys.readouterr().out
+    assert "fake-ok" in out and "fake-error" not in out and "collapsed from CPU_AND_NE, ALL" in out
+    assert not (workdir / "results").exists()
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench: error: ") and "\n" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("suite_text", "args", "expected"),
+    [
+        (None, ["-s", "nope"], "unknown suite 'nope'; known suites: attention, fake"),
+        ("[matrix]\nmodel = ['m']\nbogus = [1]\n", ["-s", "bad"], "bad.toml: unknown key matrix.bogus"),
+        ("[defaults]\nsteps = 'x'\n[matrix]\nmodel = ['m']\n", ["-s", "bad"], "bad.toml: defaults.steps must be a positive integer, got 'x'"),
+        ("[matrix]\nmodel = []\n", ["-s", "bad"], "bad.toml: matrix.model is empty"),
+        ("[suite]\nname = 'bad'\n", ["-s", "bad"], "bad.toml: [matrix] is empty"),
+        (None, ["-s", "fake", "-k", "ok and"], "bad -k expression 'ok and'"),
+        (None, ["-s", "fake", "-k", "nothing-matches"], "no case of suite 'fake'"),
+        (None, ["-s", "fake", "--shard", "3/2"], "bad --shard '3/2'"),
+        (None, ["-s", "fake", "--output", "/proc/bench-cannot-write"], "/proc/bench-cannot-write"),
+        (None, ["--resume", "results/none"], "cannot resume results/none: no manifest.json"),
+        (None, ["--resume", "results/none", "-s", "fake"], "--resume reruns the cases stored in results/none; drop --suite"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], suite_text: str | None, args: list[str], expected: str
+) -> None:
+    if suite_text is not None:
+        (workdir / "suites" / "bad.toml").write_text(suite_text)
+    assert main(["run", "--no-progress", *args, *FAKE]) == 2
+    assert expected in _one_line_error(capsys)
+    assert not (workdir / "results").exists() or not any((workdir / "results").iterdir())
+
+
+def test_absent_model_stops_before_running(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_suite(workdir, '["fake-ok", "fake-missing"]')
+    assert main(["run", "-s", "fake", "--no-progress", *FAKE]) == 2
+    error = _one_line_error(capsys)
+    assert "fake-missing" in error and "bench models fetch fake-missing" in error
+    assert not (workdir / "results").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_results_folder(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    locked = workdir / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        assert main(["run", "-s", "fake", "--no-progress", "-o", str(locked / "r"), *FAKE]) == 2
+        assert "not writable" in _one_line_error(capsys)
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_skipped_coreml_cases_are_recorded_with_reason(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import platform
+
+    if platform.system() == "Darwin":
+        pytest.skip("Core ML runs here")
+    text = FAKE_SUITE.format(models='["fake-missing"]')  # skipped cases need no model
+    text = text.replace('description = "fake pipeline"', 'description = "fake pipeline"\nreference_fallback = false')
+    (workdir / "suites" / "fake.toml").write_text(text.replace("steps = 2", 'steps = 2\nengine = "coreml"'))
+    assert main(["run", "-s", "fake", "--no-progress", *FAKE]) == 0
+    (run_dir,) = run_dirs(workdir)
+    frame = load_results(run_dir)
+    assert set(frame["status"]) == {"skipped"} and len(frame) == 2
+    assert set(frame["compute_unit"]) == {"CPU_AND_NE", "ALL"} and set(frame["engine"]) == {"coreml"}
+    assert all("reference_fallback = false" in e for e in frame["error"])
