@@ -63,6 +63,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from bench import session as sessions
     from bench.report.progress import RichProgress
+    from bench.report.published import render_published_comparison
     from bench.report.summary import case_summary, render_summary
     from bench.store import load_results
 
@@ -100,6 +101,7 @@ def handle(args: argparse.Namespace) -> int:
         raise
     summary = case_summary(load_results(session.results_path))
     render_summary(summary, console, title=f"{plan.suite_name} · {session.run_id}")
+    render_published_comparison(summary, console)
     console.print(f"results: {session.results_path}")
     failed = [o for o in outcomes if o.status in ("error", "timeout")]
     return 1 if failed else 0

@@ -60,6 +60,12 @@ def case_summary(results: "pd.DataFrame") -> "pd.DataFrame":
             "model": first["model"],
             "engine": first["engine"],
             "compute_unit": first["compute_unit"],
+            "attention": first["attention"],
+            "quantization": first["quantization"],
+            "resolution": first["resolution"],
+            "steps": first["steps"],
+            "chip": first["chip"],
+            "device": first["device"],
             "status": closing.loc[key, "status"] if key in closing.index else "incomplete",
             "error": closing.loc[key, "error"] if key in closing.index else None,
         }
