@@ -130,8 +130,11 @@ def encode(value: np.ndarray, dtype: str) -> bytes:
 
 
 class WeightFile:
-    """One weight.bin, read once into memory; `read` decodes the blob at an offset.
+    """One weight.bin, memory-mapped; `read` decodes the blob at an offset.
 
+    Values stored in their own numpy dtype (fp16, fp32, int8, ...) are returned as read-only
+    views of the mapping, as Core ML maps its weights: they cost page cache, not private memory,
+    and nothing can write into them. Sub-byte and bf16 values are unpacked into new arrays.
     Every problem (missing file, bad header, bad marker, wrong dtype, truncated data) is a
     `ModelFormatError` naming the file and the offset.
     """
@@ -139,7 +142,8 @@ class WeightFile:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            self._data = np.fromfile(self.path, dtype=np.uint8)
+            size = self.path.stat().st_size
+            self._data = np.memmap(self.path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
         except FileNotFoundError:
             raise ModelFormatError(f"{self.path}: weight file is missing") from None
         except OSError as error:
@@ -185,9 +189,7 @@ class WeightFile:
                 f"{where} holds {size} bytes, expected {needed} for {dtype}{list(shape)}"
             )
         raw = self._data[data_offset : data_offset + needed]
-        value = decode(raw, dtype, shape)
-        # Copy out of the file buffer so the buffer can be released once every blob is read.
-        return np.array(value, copy=True)
+        return decode(raw, dtype, shape)
 
 
 class WeightWriter:
