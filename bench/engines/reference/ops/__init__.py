@@ -5,6 +5,7 @@ Importing this package registers every kernel (see `registry`).
 
 from bench.engines.reference.ops import (  # noqa: F401  (importing a family module registers its kernels)
     attention,
+    constexpr,
     conv,
     elementwise,
     linear,

@@ -459,3 +459,45 @@ def thresholded_relu(op: Operation, x: np.ndarray, alpha: Any) -> np.ndarray:
     """MIL thresholded_relu (iOS15, iOS17): x if x > alpha else 0."""
     x = np.asarray(x, dtype=F32)
     return np.where(x > F32(alpha), x, F32(0))
+
+
+# -- iOS17 runtime quantization -------------------------------------------------------------------------
+
+
+def _along(param: Any, rank: int, axis: Any) -> np.ndarray:
+    p = np.asarray(param)
+    if p.ndim == 0 or axis is None:
+        return p
+    a = int(np.asarray(axis))
+    a = a + rank if a < 0 else a
+    return p.reshape([p.size if i == a else 1 for i in range(rank)])
+
+
+@register("dequantize", family=FAMILY, flops=scaled_size_flops(2))
+def dequantize(op: Operation, input: np.ndarray, scale: Any, zero_point: Any = None, axis: Any = None) -> np.ndarray:
+    """MIL dequantize (iOS17): (input - zero_point) * scale; scale / zero_point scalars or vectors
+    along axis; zero_point defaults to 0."""
+    x = np.asarray(input)
+    out = x.astype(F32)
+    if zero_point is not None:
+        out -= _along(np.asarray(zero_point).astype(F32), x.ndim, axis)
+    out *= _along(np.asarray(scale, dtype=F32), x.ndim, axis)
+    return out
+
+
+@register("quantize", family=FAMILY, flops=scaled_size_flops(3))
+def quantize(
+    op: Operation, input: np.ndarray, scale: Any, output_dtype: Any, zero_point: Any = None, axis: Any = None
+) -> np.ndarray:
+    """MIL quantize (iOS17): clip(round(input / scale) + zero_point) to output_dtype (int8 or uint8);
+    rounding halves to even (numpy's around, as coremltools' reference does)."""
+    name = as_str(output_dtype)
+    if name not in ("int8", "uint8"):
+        raise unsupported(f"quantize output_dtype {name!r}; expected int8 or uint8")
+    x = np.asarray(input, dtype=F32)
+    with np.errstate(all="ignore"):
+        q = np.rint(x / _along(np.asarray(scale, dtype=F32), x.ndim, axis))
+    if zero_point is not None:
+        q += _along(np.asarray(zero_point).astype(F32), x.ndim, axis)
+    info = np.iinfo(MIL_DTYPES[name])
+    return np.clip(q, info.min, info.max).astype(MIL_DTYPES[name])
