@@ -273,7 +273,12 @@ class CompiledFunction:
             if array.dtype != np.float32:
                 array = array.astype(np.float32)
             if self.precision == "fp16":
-                array = round_fp16(array)
+                if array.flags.writeable:
+                    # In place: only a float16 temporary. Safe even when the kernel returned a view
+                    # of an input, since every float value in fp16 mode is already fp16-representable.
+                    array[...] = array.astype(np.float16)
+                else:
+                    array = round_fp16(array)
         elif array.dtype != spec.dtype:
             array = array.astype(spec.dtype)
         if spec.fixed:
@@ -289,7 +294,11 @@ class CompiledFunction:
             )
         return array
 
-    def _call(self, step: Step, env: list[Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    def _call(self, step: Step, env: list[Any]) -> tuple[Any, ...]:
+        """Run one step's kernel; its arguments are dropped on return (no reference outlives it)."""
+        return self._call_with_args(step, env)[1]
+
+    def _call_with_args(self, step: Step, env: list[Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
         kwargs = dict(step.static) if step.static else {}
         for param, slot in step.refs:
             kwargs[param] = env[slot]
@@ -330,36 +339,40 @@ class CompiledFunction:
         feeds: dict[str, np.ndarray],
         timings: list[StepTiming] | None = None,
         clock: Callable[[], int] = time.perf_counter_ns,
+        consume: bool = False,
     ) -> dict[str, np.ndarray]:
         """Execute with validated, compute-ready inputs; `timings` collects per-op profiling.
+
+        With `consume`, the entries of `feeds` are taken out of the dict, so an input is freed
+        after its last reader rather than held by the caller's dict for the whole call.
 
         numpy's floating-point warnings are silenced: inf / nan are found by the numerics check,
         which names the op, instead of a RuntimeWarning from inside a kernel.
         """
         with np.errstate(all="ignore"):
-            return self._run(feeds, timings, clock)
+            return self._run(feeds, timings, clock, consume)
 
     def _run(
         self,
         feeds: dict[str, np.ndarray],
         timings: list[StepTiming] | None,
         clock: Callable[[], int],
+        consume: bool,
     ) -> dict[str, np.ndarray]:
         env: list[Any] = [None] * self.slot_count
         for value, slot in self.input_slots:
-            env[slot] = feeds[value.name]
+            env[slot] = feeds.pop(value.name) if consume else feeds[value.name]
         report = NumericsReport(self.model_path, self.precision) if self.check_numerics else None
         self.last_numerics = report
         if timings is None:
             for step in self.steps:
-                _, outputs = self._call(step, env)
-                self._store(step, outputs, env, report)
+                self._store(step, self._call(step, env), env, report)
                 for slot in step.free:
                     env[slot] = None
         else:
             for step in self.steps:
                 start = clock()
-                kwargs, outputs = self._call(step, env)
+                kwargs, outputs = self._call_with_args(step, env)
                 self._store(step, outputs, env, report)
                 elapsed = (clock() - start) / 1e9
                 stored = tuple(env[spec.slot] for spec in step.outputs)
@@ -374,6 +387,7 @@ class CompiledFunction:
                         _nbytes(kwargs.values()) + _nbytes(stored),
                     )
                 )
+                kwargs = outputs = stored = None  # type: ignore[assignment]  (free before the next op)
                 for slot in step.free:
                     env[slot] = None
         results: dict[str, np.ndarray] = {}
