@@ -19,7 +19,14 @@ BLOCKS = 500
 
 
 def _block_program():
-    from bench.engines.reference.graph import Function, Operation, Program, Ref, TensorType, Value
+    from bench.engines.reference.graph import (
+        Function,
+        Operation,
+        Program,
+        Ref,
+        TensorType,
+        Value,
+    )
 
     rng = np.random.default_rng(0)
     act = TensorType("fp32", (1, 16, 4, 4))

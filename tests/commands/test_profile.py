@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engines" / "reference"))
-from mil_programs import const, conv_add_program, ensure_kernels, op, program, t  # noqa: E402
+from mil_programs import const, conv_add_program, ensure_kernels, op, program, t
 
-from bench.cli import main  # noqa: E402
-from bench.commands.profile import random_inputs  # noqa: E402
-from bench.engines import reference  # noqa: E402
-from bench.engines.base import TensorSpec  # noqa: E402
+from bench.cli import main
+from bench.commands.profile import random_inputs
+from bench.engines import reference
+from bench.engines.base import TensorSpec
 
 
 @pytest.fixture()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,13 @@ from bench.engines.reference.precision import (
     round_fp16,
     to_compute,
 )
-from bench.errors import BenchError, ModelFormatError, NumericalError, OpExecutionError, UnsupportedOpError
+from bench.errors import (
+    BenchError,
+    ModelFormatError,
+    NumericalError,
+    OpExecutionError,
+    UnsupportedOpError,
+)
 
 
 @dataclass
@@ -139,7 +146,7 @@ class CompiledFunction:
         self._constants = {}
 
     def _compute_value(self, value: Any, vtype: TensorType) -> Any:
-        if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        if isinstance(value, (np.ndarray, np.generic)):
             return to_compute(np.asarray(value), self.precision)
         return value
 
@@ -417,7 +424,7 @@ def _flops(step: Step, kwargs: dict[str, Any], outputs: tuple[np.ndarray, ...]) 
         return None
     try:
         return float(step.kernel.flops(step.op, kwargs, outputs))
-    except Exception:  # a broken estimate must not break profiling; the column shows it missing
+    except Exception:  # noqa: BLE001  (a broken estimate must not break profiling; the column shows it missing)
         return None
 
 

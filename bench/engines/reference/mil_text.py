@@ -23,8 +23,9 @@ Every syntax error is a `ModelFormatError` naming the file, the line and what wa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,7 @@ def _kind(text: str) -> str:
 class _Token:
     """A token, built only where a parse step needs its kind or line (the hot paths use texts)."""
 
-    __slots__ = ("kind", "text", "line")
+    __slots__ = ("kind", "line", "text")
 
     def __init__(self, kind: str, text: str, line: int):
         self.kind, self.text, self.line = kind, text, line

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -60,7 +60,7 @@ def load(
     *,
     on_nonfinite: str | None = None,
     function: str | None = None,
-) -> "ReferenceModel":
+) -> ReferenceModel:
     """Load a model for the reference engine.
 
     precision: `fp32` (float32 everywhere) or `fp16` (every op output rounded through float16).
@@ -198,7 +198,7 @@ class ReferenceModel:
         where = f"{self.path}: input {spec.name!r}"
         try:
             array = np.asarray(value)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001  (any object can be passed; say which input)
             raise InputError(f"{where}: cannot be read as an array ({error}); expected {spec.describe()}") from None
         if len(array.shape) != len(spec.shape) or any(d >= 0 and d != a for d, a in zip(spec.shape, array.shape)):
             raise InputError(f"{where} has shape {tuple(array.shape)}, expected {spec.describe()}")

@@ -9,9 +9,10 @@ registered); bytes moved are the bytes of the arrays the op read and wrote, as h
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,8 +48,8 @@ class ProfileResult:
 
     @classmethod
     def from_runs(
-        cls, model_path: Path, precision: str, runs: Sequence[Sequence["StepTiming"]], walls: Sequence[float]
-    ) -> "ProfileResult":
+        cls, model_path: Path, precision: str, runs: Sequence[Sequence[StepTiming]], walls: Sequence[float]
+    ) -> ProfileResult:
         first = runs[0]
         ops = [
             OpProfile(
@@ -69,7 +70,7 @@ class ProfileResult:
         """Sum of the per-op times (the rest of `wall_seconds` is dispatch overhead)."""
         return sum(op.seconds for op in self.ops)
 
-    def by_op(self) -> "pd.DataFrame":
+    def by_op(self) -> pd.DataFrame:
         """One row per executed op, in execution order."""
         import pandas as pd
 
@@ -89,7 +90,7 @@ class ProfileResult:
         frame["gflops_per_s"] = frame["flops"] / frame["seconds"].where(frame["seconds"] > 0) / 1e9
         return frame
 
-    def by_op_type(self) -> "pd.DataFrame":
+    def by_op_type(self) -> pd.DataFrame:
         """One row per op type, most time first."""
         frame = self.by_op()
         grouped = frame.groupby(["op_type", "family"], sort=False).agg(
@@ -111,7 +112,7 @@ class ProfileResult:
         frame.to_csv(path, index=False)
         return path
 
-    def table(self, by: str = "type", top: int | None = 20) -> "Table":
+    def table(self, by: str = "type", top: int | None = 20) -> Table:
         """A rich table of the `top` most expensive op types (`by="type"`) or ops (`by="op"`)."""
         from rich.table import Table
 

@@ -65,7 +65,7 @@ def _dtype_names() -> dict[int, str]:
         "UINT32": "uint32",
         "UINT64": "uint64",
     }
-    return {MIL_pb2.DataType.Value(key): value for key, value in names.items() if key in MIL_pb2.DataType.keys()}
+    return {MIL_pb2.DataType.Value(key): value for key, value in names.items() if key in MIL_pb2.DataType.keys()}  # noqa: SIM118
 
 
 def package_paths(path: str | Path) -> tuple[Path, Path]:
@@ -99,7 +99,7 @@ def read_spec(path: str | Path) -> Any:
     spec = Model_pb2.Model()
     try:
         spec.ParseFromString(spec_path.read_bytes())
-    except Exception as error:  # protobuf raises DecodeError or RuntimeError on corrupt bytes
+    except Exception as error:  # noqa: BLE001  (protobuf raises DecodeError or RuntimeError on corrupt bytes)
         raise ModelFormatError(f"{spec_path}: corrupt Core ML spec ({error}); expected a Model protobuf") from None
     return spec
 
@@ -219,7 +219,7 @@ class _SpecReader:
         """
         try:
             return self.value(spec, "attribute")
-        except Exception:
+        except Exception:  # noqa: BLE001  (unused attribute: never fatal)
             return str(spec)
 
     def value(self, spec: Any, where: str) -> Any:

@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 import bench.engines.reference.ops  # noqa: F401  (registers the real kernels first)
-from bench.engines.reference.graph import Function, Operation, Program, Ref, TensorType, Value
+from bench.engines.reference.graph import (
+    Function,
+    Operation,
+    Program,
+    Ref,
+    TensorType,
+    Value,
+)
 from bench.engines.reference.ops.registry import register, registered_kernels
 
 #: How often the counting constexpr kernel ran (tests check it runs once, at load).

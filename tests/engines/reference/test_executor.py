@@ -7,7 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mil_programs import CONSTEXPR_CALLS, const, conv_add_program, ensure_kernels, op, program, t
+from mil_programs import (
+    CONSTEXPR_CALLS,
+    const,
+    conv_add_program,
+    ensure_kernels,
+    op,
+    program,
+    t,
+)
 
 from bench.engines.reference.executor import CompiledFunction
 from bench.engines.reference.graph import Ref

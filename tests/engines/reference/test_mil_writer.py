@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mil_programs import cached_mlpackage, const, ensure_kernels, op, program, reference_conv_add_split, t
+from mil_programs import (
+    cached_mlpackage,
+    const,
+    ensure_kernels,
+    op,
+    program,
+    reference_conv_add_split,
+    t,
+)
 
 from bench.engines import reference
 from bench.engines.reference.graph import Ref, TensorType, first_difference

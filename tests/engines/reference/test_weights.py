@@ -82,9 +82,9 @@ def test_lsb_first_by_hand():
     assert weights.unpack_bits(np.array([0xF8], np.uint8), 4, 2, signed=True).tolist() == [-8, -1]
 
 
-def _file_with_one_blob(tmp_path, value=np.arange(8, dtype=np.float16), dtype="fp16"):
+def _file_with_one_blob(tmp_path):
     writer = weights.WeightWriter()
-    offset = writer.add(value, dtype)
+    offset = writer.add(np.arange(8, dtype=np.float16), "fp16")
     path = tmp_path / "weight.bin"
     writer.write(path)
     return path, offset
