@@ -8,8 +8,9 @@ from bench.engines.base import REFERENCE_COMPUTE_UNIT
 from bench.engines.reference.model import ReferenceModel, load
 from bench.errors import BenchError
 
-#: Options `ReferenceEngine.load` accepts (passed on to `reference.load`).
-LOAD_OPTIONS: tuple[str, ...] = ("precision", "on_nonfinite", "function")
+#: Options `ReferenceEngine.load` accepts (passed on to `reference.load`); `function_name` is the
+#: Core ML engine's spelling of `function`, accepted so the same engine options work for both.
+LOAD_OPTIONS: tuple[str, ...] = ("precision", "on_nonfinite", "function", "function_name")
 
 
 class ReferenceEngine:
@@ -34,6 +35,8 @@ class ReferenceEngine:
             raise BenchError(
                 f"reference engine: unknown load option(s) {', '.join(unknown)}; expected {', '.join(LOAD_OPTIONS)}"
             )
+        if "function_name" in options:
+            options["function"] = options.pop("function_name")
         return load(path, **options)  # type: ignore[arg-type]
 
     def _check_unit(self, compute_unit: str) -> None:

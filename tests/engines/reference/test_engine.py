@@ -29,6 +29,7 @@ def test_compile_is_identity_and_load_passes_options(tmp_path):
     out = model.predict({"x": np.zeros((1, 3, 8, 8), np.float32)})
     assert out["y"].dtype == np.float16
     model.close()
+    assert engine.load(folder, "REFERENCE", function_name="main").function.name == "main"
 
 
 def test_bad_compute_unit_and_options(tmp_path):
