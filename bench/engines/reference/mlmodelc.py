@@ -78,6 +78,38 @@ def write_mlmodelc(program: Program, path: str | Path) -> Path:
     return root
 
 
+def storage_precision(function) -> str:
+    """How the weights are stored, in the words of Core ML's metadata ("Float16",
+    "Mixed (Float16, Palettized (4 bits))", ...): float dtypes of large consts, LUT bits, int8."""
+    parts: list[str] = []
+
+    def add(part: str) -> None:
+        if part not in parts:
+            parts.append(part)
+
+    names = {"fp16": "Float16", "fp32": "Float32"}
+    for op in function.operations:
+        if op.type == "const":
+            value = op.attributes.get("val")
+            vtype = op.outputs[0].type
+            if vtype.dtype in names and isinstance(value, np.ndarray) and value.size >= 10:
+                add(names[vtype.dtype])
+        elif op.type == "constexpr_lut_to_dense":
+            lut = op.inputs.get("lut", op.attributes.get("lut"))
+            if isinstance(lut, np.ndarray) and lut.ndim >= 1:
+                entries = lut.shape[0] if lut.ndim == 1 else lut.shape[-2]
+                add(f"Palettized ({int(np.log2(entries))} bits)")
+            else:
+                add("Palettized")
+        elif op.type in ("constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"):
+            add("Quantized (Int8)")
+        elif op.type.startswith("constexpr_sparse") or op.type == "constexpr_lut_to_sparse":
+            add("Sparse")
+    if not parts:
+        return ""
+    return parts[0] if len(parts) == 1 else f"Mixed ({', '.join(parts)})"
+
+
 _SCHEMA_TYPES = {"fp16": "Float16", "fp32": "Float32", "fp64": "Double", "int32": "Int32", "int8": "Int8"}
 
 
@@ -106,6 +138,7 @@ def _metadata(program: Program) -> dict:
         "outputSchema": [schema(name, types[name]) for name in function.outputs],
         "userDefinedMetadata": user,
         "mlProgramOperationTypeHistogram": histogram,
+        "storagePrecision": storage_precision(function),
         "generatedClassName": "bench_reference_writer",
     }
     if "specificationVersion" in program.metadata:
