@@ -111,12 +111,9 @@ class CompiledFunction:
     def _compile(self) -> None:
         kernels = registered_kernels()
         function = self.function
-        types: dict[str, TensorType] = {v.name: v.type for v in function.inputs}
         self.input_slots = [(v, self._slot(v.name)) for v in function.inputs]
         unsupported: list[Operation] = []
         for op in function.operations:
-            for value in op.outputs:
-                types[value.name] = value.type
             if op.type == "const":
                 self._add_const(op)
                 continue
@@ -145,25 +142,23 @@ class CompiledFunction:
         self._output_constants = {n: self._constants[n] for n in function.outputs if n in self._constants}
         self._constants = {}
 
-    def _compute_value(self, value: Any, vtype: TensorType) -> Any:
-        if isinstance(value, (np.ndarray, np.generic)):
-            return to_compute(np.asarray(value), self.precision)
-        return value
-
     def _add_const(self, op: Operation) -> None:
         if len(op.outputs) != 1 or "val" not in op.attributes:
             raise ModelFormatError(f"{self._where(op)}: a const needs one output and a 'val' attribute")
-        self._constants[op.outputs[0].name] = self._compute_value(op.attributes["val"], op.outputs[0].type)
+        value = op.attributes["val"]
+        if isinstance(value, (np.ndarray, np.generic)):
+            value = _frozen(to_compute(np.asarray(value), self.precision))
+        self._constants[op.outputs[0].name] = value
 
     def _literal(self, value: Any) -> Any:
-        return to_compute(value, self.precision) if isinstance(value, np.ndarray) else value
+        return _frozen(to_compute(value, self.precision)) if isinstance(value, np.ndarray) else value
 
     def _run_constexpr(self, op: Operation, kernel: Kernel) -> None:
         kwargs: dict[str, Any] = {}
         for param, binding in op.inputs.items():
             kwargs[param] = self._constant_binding(op, param, binding)
-        for key, value in op.attributes.items():
-            kwargs[key] = self._literal(value) if key not in ("val",) else value
+        for key, value in op.attributes.items():  # iOS16 / iOS17 files carry the parameters here
+            kwargs[key] = self._literal(value)
         try:
             with np.errstate(all="ignore"):
                 result = kernel.fn(op, **kwargs)
@@ -176,10 +171,12 @@ class CompiledFunction:
             ) from error
         outputs = result if isinstance(result, (tuple, list)) else (result,)
         if len(outputs) != len(op.outputs):
-            raise OpExecutionError(f"{self._where(op)}: kernel returned {len(outputs)} outputs, the op declares {len(op.outputs)}")
+            raise OpExecutionError(
+                f"{self._where(op)}: kernel returned {len(outputs)} output(s), the op declares {len(op.outputs)}"
+            )
         for value, array in zip(op.outputs, outputs):
             array = self._finish_const(op, value.name, value.type, np.asarray(array))
-            self._constants[value.name] = array
+            self._constants[value.name] = _frozen(array)
         self.constexpr_count += 1
 
     def _finish_const(self, op: Operation, name: str, vtype: TensorType, array: np.ndarray) -> np.ndarray:
@@ -406,6 +403,13 @@ class CompiledFunction:
                 # An output that is a function input must not alias the caller's array.
                 results[name] = value.copy() if any(v.name == name for v, _ in self.input_slots) else value
         return results
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """Constants are read-only: a kernel cannot corrupt a weight, and a model output that is a
+    view of one is copied before it reaches the caller (see `precision.to_output`)."""
+    array.flags.writeable = False
+    return array
 
 
 def _all_finite(array: np.ndarray) -> bool:

@@ -63,9 +63,10 @@ def to_compute(array: np.ndarray, precision: str, *, declared_fp16: bool = False
 
 def to_output(array: np.ndarray, precision: str) -> np.ndarray:
     """A model output as predict returns it: float32 in fp32 mode, float16 in fp16 mode."""
-    if array.dtype.kind != "f":
-        return array
-    return array.astype(np.float16 if precision == "fp16" else np.float32)
+    if array.dtype.kind == "f":
+        array = array.astype(np.float16 if precision == "fp16" else np.float32, copy=False)
+    # Never hand the caller a read-only view of a weight (a const or constexpr output).
+    return array if array.flags.writeable else array.copy()
 
 
 @dataclass(frozen=True)

@@ -178,3 +178,23 @@ def test_int_outputs_keep_their_declared_dtype():
     out = model.predict({"x": np.array([1.7, -2.2, 3.0], np.float32)})
     assert out["y"].dtype == np.int32 and out["y"].tolist() == [1, -2, 3]
     assert isinstance(model.function.operations[1].inputs["dtype"], Ref)
+
+
+def test_constants_are_read_only_and_outputs_never_alias_them():
+    from bench.engines.reference.ops.registry import register, registered_kernels
+
+    def inplace(op, x):
+        x += 1  # a buggy kernel writing into its input
+        return x
+
+    if "test_inplace" not in registered_kernels():
+        register("test_inplace", family="elementwise")(inplace)
+    ops = [const("w", np.arange(3, dtype=np.float32)), op("test_inplace", "bad", [("y", t("fp32", 3))], x="w")]
+    model = ReferenceModel(PATH, program([], ops, ["y"]))
+    with pytest.raises(OpExecutionError, match=r"op 'bad' \(test_inplace\) failed: ValueError: output array is read-only"):
+        model.predict({})
+    identity = ReferenceModel(PATH, program([], [ops[0], op("identity", "same", [("v", t("fp32", 3))], x="w")], ["v", "w"]))
+    first = identity.predict({})
+    first["v"][0] = 42  # the caller may write into what predict returned...
+    first["w"][1] = 42
+    assert identity.predict({})["v"].tolist() == [0, 1, 2]  # ...the model's weights are unchanged
