@@ -29,7 +29,7 @@ def model_dir(tmp_path):
 def test_prints_a_table_by_op_type(model_dir, capsys):
     assert main(["profile", str(model_dir)]) == 0
     out = capsys.readouterr().out
-    assert "tiny.mlmodelc: 2 ops" in out and "conv" in out and "add" in out and "GFLOP" in out
+    assert "tiny.mlmodelc: 2 ops" in out and "conv" in out and "add" in out and "FLOP/s" in out
 
 
 def test_by_op_top_and_csv(model_dir, tmp_path, capsys):

@@ -132,7 +132,7 @@ class ProfileResult:
             frame = self.by_op().sort_values("seconds", ascending=False, ignore_index=True)
             table.add_column("op")
             table.add_column("op type")
-        for column in ("time ms", "share", "GFLOP", "GFLOP/s", "MB moved"):
+        for column in ("time ms", "share", "FLOPs", "FLOP/s", "bytes moved"):
             table.add_column(column, justify="right")
         shown = frame if top is None else frame.head(top)
         for row in shown.itertuples(index=False):
@@ -140,9 +140,9 @@ class ProfileResult:
             cells = [
                 f"{row.seconds * 1e3:.3f}",
                 f"{row.share:.1%}",
-                "-" if _missing(flops) else f"{flops / 1e9:.3f}",
-                "-" if _missing(row.gflops_per_s) else f"{row.gflops_per_s:.2f}",
-                f"{row.bytes_moved / 1e6:.2f}",
+                "-" if _missing(flops) else _si(float(flops)),
+                "-" if _missing(row.gflops_per_s) else _si(float(row.gflops_per_s) * 1e9),
+                _si(float(row.bytes_moved), "B"),
             ]
             if by == "type":
                 table.add_row(row.op_type, row.family, str(row.count), *cells)
@@ -151,6 +151,14 @@ class ProfileResult:
         if top is not None and len(frame) > top:
             table.caption = f"top {top} of {len(frame)} rows by time"
         return table
+
+
+def _si(value: float, unit: str = "") -> str:
+    """`1.23 G`, `456.00 k`, `12 B`: readable across the sizes of tiny and full-size models."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".rstrip()
 
 
 def _missing(value: object) -> bool:
