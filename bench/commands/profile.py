@@ -63,7 +63,8 @@ def random_inputs(model, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded random inputs matching `model.input_specs`.
 
     Floats are standard normal. Integers are drawn below the size of the table they index when an
-    input feeds a `gather` of a constant (token ids into an embedding), else in [0, 100).
+    input feeds a `gather` of a constant (token ids into an embedding), else in [0, 100); float
+    inputs that are such indices (older text encoders take float ids) get whole numbers too.
     """
     rng = np.random.default_rng(seed)
     bounds = _index_bounds(model)
@@ -71,7 +72,9 @@ def random_inputs(model, seed: int = 0) -> dict[str, np.ndarray]:
     for spec in model.input_specs:
         shape = tuple(1 if d < 0 else d for d in spec.shape)
         dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
+        if dtype.kind == "f" and spec.name in bounds:  # float token ids (older text encoders)
+            inputs[spec.name] = rng.integers(0, max(bounds[spec.name], 1), size=shape).astype(dtype)
+        elif dtype.kind == "f":
             inputs[spec.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind == "b":
             inputs[spec.name] = rng.random(shape) < 0.5

@@ -73,3 +73,9 @@ def test_random_inputs_are_seeded_and_bound_token_ids_by_the_embedding():
     np.testing.assert_array_equal(a["ids"], b["ids"])
     many = random_inputs(SimpleNamespace(function=fake.function, input_specs=(TensorSpec("ids", (1, 2000), np.dtype(np.int32)),)))
     assert many["ids"].max() < 37 and many["ids"].max() > 20
+    # Older text encoders take float ids and cast them: whole numbers below the table size.
+    cast_ops = [const("to_int", "int32"), op("cast", "ids_int", [("ids_i", t("int32", 1, 5))], x="ids", dtype="to_int")]
+    gather = op("gather", "embed", [("e", t("fp32", 1, 5, 4))], x="table", indices="ids_i", axis="axis")
+    float_ids = program([("ids", t("fp32", 1, 5))], [*ops[:2], *cast_ops, gather], ["e"]).main
+    got = random_inputs(SimpleNamespace(function=float_ids, input_specs=(TensorSpec("ids", (1, 400), np.dtype(np.float32)),)))
+    assert got["ids"].dtype == np.float32 and (got["ids"] == np.round(got["ids"])).all() and got["ids"].max() < 37
