@@ -7,6 +7,7 @@ checked output is collected and printed as a table at the end of the run.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -22,19 +23,36 @@ def parity_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def converted(parity_dir: Path) -> Callable:
-    """`converted(config, precision)` -> `parity_oracles.Converted`, converting at most once."""
+    """`converted(config, precision)` -> `parity_oracles.Converted`, converting at most once.
+
+    Set BENCH_PARITY_CACHE=<folder> to keep conversions across sessions (keyed by the config, the
+    oracle code and the library versions); useful while iterating on kernels, off by default.
+    """
     import parity_oracles as po
 
+    cache_dir = os.environ.get("BENCH_PARITY_CACHE")
     traced: dict[str, po.Traced] = {}
     cache: dict[tuple[str, str], po.Converted] = {}
 
     def get(config: po.OracleConfig, precision: str) -> po.Converted:
         key = (config.name, precision)
-        if key not in cache:
-            if config.name not in traced:
-                traced[config.name] = po.trace(config)
-            cache[key] = po.convert(traced[config.name], precision, parity_dir)
-        return cache[key]
+        if key in cache:
+            return cache[key]
+        if cache_dir:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            conv = po.load_from_cache(config, precision, Path(cache_dir))
+            if conv is not None:
+                cache[key] = conv
+                return conv
+        if config.name not in traced:
+            traced[config.name] = po.trace(config)
+        if cache_dir:
+            conv = po.convert(traced[config.name], precision, Path(cache_dir), po.cache_stem(config, precision))
+            po.save_for_cache(conv)
+        else:
+            conv = po.convert(traced[config.name], precision, parity_dir)
+        cache[key] = conv
+        return conv
 
     return get
 

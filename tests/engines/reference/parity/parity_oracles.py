@@ -8,7 +8,9 @@ torch is only the independent oracle here; nothing in `bench` imports it.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,35 +327,73 @@ def trace(config: OracleConfig) -> Traced:
     module = config.build()
     inputs = config.sample_inputs()
     expected = torch_outputs(module, inputs, config.output_names)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracer and deprecation warnings concern building the oracle, not the engine under test.
+        warnings.simplefilter("ignore")
         # check_trace would re-run the module twice more; the parity tests compare against
         # `expected` from the eager module anyway.
         traced = torch.jit.trace(module, tuple(torch.from_numpy(v) for v in inputs.values()), check_trace=False)
     return Traced(config, traced, inputs, expected)
 
 
-def convert(traced: Traced, precision: str, out_dir: Path) -> Converted:
-    """Convert a traced module to an .mlpackage with the given compute precision."""
+def convert(traced: Traced, precision: str, out_dir: Path, stem: str | None = None) -> Converted:
+    """Convert a traced module to `<out_dir>/<stem>.mlpackage` with the given compute precision."""
     import coremltools as ct
 
     config, inputs = traced.config, traced.inputs
-    mlmodel = ct.convert(
-        traced.module,
-        inputs=[ct.TensorType(name=k, shape=v.shape, dtype=v.dtype) for k, v in inputs.items()],
-        outputs=[ct.TensorType(name=n) for n in config.output_names],
-        convert_to="mlprogram",
-        minimum_deployment_target=getattr(ct.target, config.target),
-        compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
-        skip_model_load=True,
-    )
-    path = Path(out_dir) / f"{config.name}-{precision}.mlpackage"
+    with warnings.catch_warnings():
+        # e.g. "overflow encountered in cast" when torch's finfo.min attention mask becomes fp16 -inf
+        warnings.simplefilter("ignore")
+        mlmodel = ct.convert(
+            traced.module,
+            inputs=[ct.TensorType(name=k, shape=v.shape, dtype=v.dtype) for k, v in inputs.items()],
+            outputs=[ct.TensorType(name=n) for n in config.output_names],
+            convert_to="mlprogram",
+            minimum_deployment_target=getattr(ct.target, config.target),
+            compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
+            skip_model_load=True,
+        )
+    path = Path(out_dir) / f"{stem or f'{config.name}-{precision}'}.mlpackage"
     mlmodel.save(str(path))
-    return Converted(config, precision, path, inputs, traced.expected, op_counts(mlmodel))
+    return Converted(config, precision, path, inputs, traced.expected, op_counts(mlmodel.get_spec()))
 
 
-def op_counts(mlmodel) -> Counter:
-    """Op types of the converted program's main function, counted."""
-    spec = mlmodel.get_spec()
+def cache_stem(config: OracleConfig, precision: str) -> str:
+    """File stem for an opt-in conversion cache: changes with the config, this file and the libraries."""
+    import coremltools
+    import diffusers
+    import transformers
+
+    key = repr(
+        (config, precision, torch.__version__, coremltools.__version__, diffusers.__version__,
+         transformers.__version__, Path(__file__).read_bytes())
+    )
+    return f"{config.name}-{precision}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def save_for_cache(conv: Converted) -> None:
+    """Store the inputs and torch outputs beside a cached conversion."""
+    arrays = {f"in.{k}": v for k, v in conv.inputs.items()} | {f"out.{k}": v for k, v in conv.expected.items()}
+    np.savez(conv.path.with_suffix(".npz"), **arrays)
+
+
+def load_from_cache(config: OracleConfig, precision: str, cache_dir: Path) -> Converted | None:
+    """A conversion stored by `save_for_cache` under the current key, or None."""
+    import coremltools as ct
+
+    path = Path(cache_dir) / f"{cache_stem(config, precision)}.mlpackage"
+    arrays_path = path.with_suffix(".npz")
+    if not (path.is_dir() and arrays_path.is_file()):
+        return None
+    with np.load(arrays_path) as arrays:
+        inputs = {k[3:]: arrays[k] for k in arrays.files if k.startswith("in.")}
+        expected = {k[4:]: arrays[k] for k in arrays.files if k.startswith("out.")}
+    # npz keeps insertion order, so the inputs stay in the positional order of the torch module
+    return Converted(config, precision, path, inputs, expected, op_counts(ct.utils.load_spec(str(path))))
+
+
+def op_counts(spec) -> Counter:
+    """Op types of a converted program's main function, counted."""
     counts: Counter = Counter()
     for block in spec.mlProgram.functions["main"].block_specializations.values():
         _count_block(block, counts)

@@ -9,7 +9,14 @@ pytest.importorskip("transformers")
 
 from parity_cases import TEXT_ENCODER_CONFIGS, cases  # noqa: E402
 
-pytestmark = [pytest.mark.torch, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.torch,
+    pytest.mark.slow,
+    # transformers masks future tokens with float32's most negative value, which the fp16 conversion
+    # rounds to -inf: the mask add legitimately holds inf and the engine's fp16 mode warns about it.
+    # The outputs after softmax are finite and checked by PSNR.
+    pytest.mark.filterwarnings("ignore::bench.engines.reference.precision.NumericsWarning"),
+]
 
 
 @pytest.mark.parametrize(("config", "precision"), cases(TEXT_ENCODER_CONFIGS))
