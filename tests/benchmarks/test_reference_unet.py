@@ -24,8 +24,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from mlprogram_stats import MATRIX_OPS, program_stats  # noqa: E402
-from unet_bench_models import BenchUNet, blas_threads, convert_float32  # noqa: E402
+from mlprogram_stats import MATRIX_OPS, program_stats
+from unet_bench_models import BenchUNet, blas_threads, convert_float32
 
 pytestmark = pytest.mark.torch
 
@@ -136,8 +136,10 @@ def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
     torch_median = statistics.median(torch_seconds[1:])  # the first ran before the warm-up round
     ratio = engine_median / torch_median
     gemm_peak = numpy_sgemm_gflops()
+    by_type = model.profile(inputs).by_op_type().head(6)
     benchmark.extra_info.update(
         {
+            "engine_time_share_top_ops": {row.op_type: round(float(row.share), 3) for row in by_type.itertuples()},
             "engine_median_s": round(engine_median, 4),
             "torch_median_s": round(torch_median, 4),
             "ratio_engine_to_torch": round(ratio, 2),
@@ -150,7 +152,8 @@ def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
         f"\n{config.name}: engine {engine_median * 1e3:.1f} ms, torch eager {torch_median * 1e3:.1f} ms, "
         f"ratio {ratio:.2f} (target <= {MAX_RATIO_TO_TORCH}); engine {stats.flops / engine_median / 1e9:.1f} "
         f"GFLOP/s, torch {stats.flops / torch_median / 1e9:.1f} GFLOP/s, numpy sgemm peak {gemm_peak:.1f} "
-        f"GFLOP/s; {threads} threads ({thread_source})"
+        f"GFLOP/s; {threads} threads ({thread_source}); load average {os.getloadavg()[0]:.2f}; engine time by "
+        f"op type: {benchmark.extra_info['engine_time_share_top_ops']}"
     )
     assert ratio <= MAX_RATIO_TO_TORCH, (
         f"{config.name}: reference engine {engine_median * 1e3:.1f} ms per call is {ratio:.2f}x torch eager "

@@ -8,8 +8,8 @@ checked output is collected and printed as a table at the end of the run.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -89,7 +89,7 @@ def check_parity(converted: Callable, record_psnr: Callable) -> Callable:
     return check
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not _PSNR_ROWS:
         return
     terminalreporter.section("reference engine vs torch: PSNR (dB)")

@@ -12,9 +12,9 @@ import hashlib
 import math
 import warnings
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -176,7 +176,11 @@ class TextEncoderConfig:
     output_names: tuple[str, ...] = ("hidden_embeds", "pooled_outputs")
 
     def build(self) -> nn.Module:
-        from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+        from transformers import (
+            CLIPTextConfig,
+            CLIPTextModel,
+            CLIPTextModelWithProjection,
+        )
 
         torch.manual_seed(self.seed)
         config = CLIPTextConfig(

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from parity_cases import ALL_CONFIGS, cases  # noqa: E402
+from parity_cases import ALL_CONFIGS, cases
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 

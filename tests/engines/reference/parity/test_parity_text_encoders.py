@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from parity_cases import TEXT_ENCODER_CONFIGS, cases  # noqa: E402
+from parity_cases import TEXT_ENCODER_CONFIGS, cases
 
 pytestmark = [
     pytest.mark.torch,

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from parity_cases import UNET_CONFIGS, cases  # noqa: E402
+from parity_cases import UNET_CONFIGS, cases
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
