@@ -3,8 +3,7 @@
 Semantics follow coremltools' MIL definitions (`ops/defs/iOS15/activation.py` softmax,
 `iOS18/transformers.py` scaled_dot_product_attention). Softmax subtracts the max along the axis
 before exp, so it neither overflows nor loses the largest terms. Large softmaxes (attention scores
-are the biggest tensors in a UNet call) run block by block on the kernel thread pool: each block is
-a few rows, small enough to stay in cache through max / exp / sum / divide.
+are the biggest tensors in a UNet call) are cut into slabs of rows for the kernel threads.
 """
 
 from __future__ import annotations
@@ -23,40 +22,42 @@ from bench.errors import OpExecutionError
 FAMILY = "attention"
 
 
-def _softmax_block(x: np.ndarray, out: np.ndarray) -> None:
-    """softmax over axis 1 of a (pre, K, post) block, written to out (same shape). A row of all
-    -inf gives nan, as the formula (and torch) does."""
-    m = np.max(x, axis=1, keepdims=True)
+def _softmax_into(x: np.ndarray, out: np.ndarray, axis: int) -> None:
+    """out = softmax(x) along axis, in four passes (max, subtract + exp in place, sum, divide).
+    A row of all -inf gives nan, as the formula (and torch) does."""
+    m = np.max(x, axis=axis, keepdims=True)
     np.subtract(x, m, out=out)
     np.exp(out, out=out)
-    s = np.sum(out, axis=1, keepdims=True, dtype=F32)
-    out /= s
+    out /= np.sum(out, axis=axis, keepdims=True, dtype=F32)
+
+
+# Below this many elements softmax runs as whole-array passes in the calling thread: measured on
+# (2, 2, 256, 256) float32, 0.65 ms that way vs 0.77 ms in row blocks (per-block call overhead);
+# above it, slabs of rows go to the kernel threads.
+_THREADED_SOFTMAX = 1 << 20
 
 
 def softmax_along(x: np.ndarray, axis: int) -> np.ndarray:
-    """softmax of float32 `x` along `axis` into a new contiguous array, in cache-sized blocks."""
-    x = np.ascontiguousarray(x, dtype=F32)
-    out = np.empty_like(x)
-    pre = math.prod(x.shape[:axis])
-    k = x.shape[axis]
-    post = math.prod(x.shape[axis + 1 :])
-    x3 = x.reshape(pre, k, post)
-    o3 = out.reshape(pre, k, post)
+    """softmax of `x` along `axis` into a new float32 array."""
+    x = np.asarray(x, dtype=F32)
+    out = np.empty(x.shape, F32)
     if x.size == 0:
         return out
-    # Blocks of whole rows when a row (K * post values) is small, else column strips of one row.
-    if post == 1 or k * post <= CHUNK:
-        rows = max(1, CHUNK // (k * post))
-        tasks = [(slice(i, i + rows), slice(None)) for i in range(0, pre, rows)]
-    else:
-        cols = max(1, CHUNK // k)
-        tasks = [(slice(i, i + 1), slice(j, j + cols)) for i in range(pre) for j in range(0, post, cols)]
+    split = next((a for a in range(x.ndim) if a != axis and x.shape[a] > 1), None)
+    if x.size < _THREADED_SOFTMAX or split is None:
+        with np.errstate(all="ignore"):
+            _softmax_into(x, out, axis)
+        return out
+    n = x.shape[split]
+    parts = min(n, max(1, x.size // CHUNK))
+    bounds = [n * i // parts for i in range(parts + 1)]
 
-    def run(batch: list[tuple[slice, slice]]) -> None:
-        for r, c in batch:
-            _softmax_block(x3[r, :, c], o3[r, :, c])
+    def run(share: list[tuple[int, int]]) -> None:
+        for lo, hi in share:
+            index = (slice(None),) * split + (slice(lo, hi),)
+            _softmax_into(x[index], out[index], axis)
 
-    parallel_for(run, tasks, x.size)
+    parallel_for(run, [(bounds[i], bounds[i + 1]) for i in range(parts)], x.size)
     return out
 
 
