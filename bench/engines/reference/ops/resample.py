@@ -155,3 +155,42 @@ def resize_bilinear(
     x = np.asarray(x)
     _check_rank(x, "resize_bilinear")
     return _bilinear(x, as_int(target_size_height), as_int(target_size_width), as_str(sampling_mode))
+
+
+@register("resize", family=FAMILY, flops=size_flops)
+def resize(
+    op: Operation,
+    x: np.ndarray,
+    shape: Any,
+    resized_dims: Any,
+    interpolation_mode: Any = "LINEAR",
+    sampling_mode: Any = "DEFAULT",
+) -> np.ndarray:
+    """MIL resize (iOS17): resize the last `resized_dims` (1 or 2) dims of x to the last entries of
+    `shape` (0 keeps x's size, matched from the right). LINEAR interpolates on the sampling_mode
+    grid (as resize_bilinear); NEAREST_NEIGHBOR takes input index floor(i * in / out) for DEFAULT
+    (whose grid is exactly i * in / out) and the nearest grid point otherwise."""
+    x = np.asarray(x)
+    n = as_int(resized_dims)
+    target = [int(v) for v in np.asarray(shape).reshape(-1)]
+    if not 1 <= n <= 2 or n > x.ndim or n > len(target):
+        raise unsupported(f"resize of {n} trailing dims (shape {target}, x rank {x.ndim}); 1 or 2 supported")
+    sizes = [t if t != 0 else x.shape[x.ndim - len(target) + i] for i, t in enumerate(target)][-n:]
+    interpolation, mode = as_str(interpolation_mode), as_str(sampling_mode)
+    axes = list(range(x.ndim - n, x.ndim))
+    if interpolation == "LINEAR":
+        y = np.asarray(x, dtype=F32)
+        for axis, size in zip(axes, sizes):
+            y = _lerp_axis(y, _grid(y.shape[axis], size, mode), axis)
+        return y
+    if interpolation == "NEAREST_NEIGHBOR":
+        y = x
+        for axis, size in zip(axes, sizes):
+            n_in = y.shape[axis]
+            if mode == "DEFAULT":
+                index = np.minimum(np.arange(size) * n_in // size, n_in - 1)
+            else:
+                index = np.minimum(np.floor(_grid(n_in, size, mode) + 0.5).astype(np.int64), n_in - 1)
+            y = np.take(y, index, axis=axis)
+        return y
+    raise unsupported(f"resize interpolation_mode {interpolation!r}; expected LINEAR or NEAREST_NEIGHBOR")

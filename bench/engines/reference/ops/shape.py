@@ -62,6 +62,24 @@ def reshape(op: Operation, x: np.ndarray, shape: Any) -> np.ndarray:
     return x.reshape(target)
 
 
+@register("reshape_like", family=FAMILY)
+def reshape_like(
+    op: Operation, x: np.ndarray, ref_tensors: Sequence[np.ndarray], begins: Any, ends: Any, end_masks: Any
+) -> np.ndarray:
+    """MIL reshape_like (iOS16, iOS17): reshape x to the concatenation of ref_tensors[i].shape[begins[i]:ends[i]]
+    (to the end when end_masks[i])."""
+    b, e = as_ints(begins), as_ints(ends)
+    masks = as_bools(end_masks, len(b))
+    target: list[int] = []
+    for ref, start, stop, to_end in zip(ref_tensors, b, e, masks):
+        dims = np.shape(ref)
+        target.extend(dims[start:] if to_end else dims[start:stop])
+    x = np.asarray(x)
+    if math.prod(target) != x.size:
+        raise OpExecutionError(f"reshape_like target {target} does not hold the {x.size} elements of x")
+    return x.reshape(target)
+
+
 @register("flatten2d", family=FAMILY)
 def flatten2d(op: Operation, x: np.ndarray, axis: Any = 1) -> np.ndarray:
     """MIL flatten2d (iOS15): reshape to (prod(shape[:axis]), prod(shape[axis:])); axis may be negative."""

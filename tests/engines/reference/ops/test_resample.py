@@ -93,3 +93,17 @@ def test_upsample_bilinear_modes(run, rng):
               align_corners=np.bool_(False), half_pixel_centers=np.bool_(False))
     np.testing.assert_allclose(out, ref_bilinear(x, np.arange(8) * 0.5, np.arange(10) * 0.5), rtol=1e-5, atol=1e-6)
     assert out.dtype == F32
+
+
+def test_resize_ios17(run, rng):
+    x = rng.standard_normal((1, 2, 4, 6)).astype(F32)
+    out = run("resize", x=x, shape=np.array([1, 8, 12], I32), resized_dims=np.uint32(2))  # LINEAR, DEFAULT
+    assert out.shape == (1, 2, 8, 12)
+    np.testing.assert_allclose(out, ref_bilinear(x, np.arange(8) * 0.5, np.arange(12) * 0.5), rtol=1e-5, atol=1e-6)
+    same_rows = run("resize", x=x, shape=np.array([0, 3], I32), resized_dims=np.uint32(2), sampling_mode="STRICT_ALIGN_CORNERS")
+    assert same_rows.shape == (1, 2, 4, 3)
+    np.testing.assert_allclose(same_rows, ref_bilinear(x, np.arange(4.0), np.arange(3) * 2.5), rtol=1e-5, atol=1e-6)
+    nearest = run("resize", x=x, shape=np.array([6, 4], I32), resized_dims=np.uint32(2), interpolation_mode="NEAREST_NEIGHBOR")
+    np.testing.assert_array_equal(nearest, x[..., (np.arange(6) * 4) // 6, :][..., (np.arange(4) * 6) // 4])
+    last_only = run("resize", x=x, shape=np.array([9], I32), resized_dims=np.uint32(1), interpolation_mode="NEAREST_NEIGHBOR")
+    assert last_only.shape == (1, 2, 4, 9)

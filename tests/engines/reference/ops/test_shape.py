@@ -317,3 +317,11 @@ def test_crop(run):
     x = arange(1, 5, 6)
     np.testing.assert_array_equal(run("crop", x=x, crop_height=np.array([1, 2], I32), crop_width=np.array([0, 3], I32)),
                                   x[:, 1:3, 0:3])
+
+
+def test_reshape_like(run):
+    x = arange(2, 3, 4)
+    out = run("reshape_like", x=x, ref_tensors=[np.zeros((6, 9)), np.zeros((5, 2, 2))], begins=np.array([0, 1], I32),
+              ends=np.array([1, 0], I32), end_masks=np.array([False, True]))
+    assert out.shape == (6, 2, 2)
+    np.testing.assert_array_equal(out.reshape(-1), x.reshape(-1))
