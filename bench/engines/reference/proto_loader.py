@@ -26,6 +26,7 @@ from bench.engines.reference.graph import (
     TensorType,
     Value,
     default_mil_dtype,
+    deployment_target,
 )
 from bench.errors import ModelFormatError, UnsupportedOpError
 
@@ -37,12 +38,8 @@ VARIADIC_PARAMS: frozenset[tuple[str, str]] = frozenset(
 _DEFAULT_ROOT = "Data/com.apple.CoreML/model.mlmodel"
 
 
-def _proto():
-    return proto_modules()
-
-
 def _dtype_names() -> dict[int, str]:
-    MIL_pb2, _ = _proto()
+    MIL_pb2, _ = proto_modules()
     names = {
         "BOOL": "bool",
         "STRING": "string",
@@ -94,7 +91,7 @@ def package_paths(path: str | Path) -> tuple[Path, Path]:
 
 def read_spec(path: str | Path) -> Any:
     """The parsed `Model` protobuf of an `.mlpackage`."""
-    _, Model_pb2 = _proto()
+    _, Model_pb2 = proto_modules()
     spec_path, _ = package_paths(path)
     spec = Model_pb2.Model()
     try:
@@ -134,9 +131,7 @@ def program_from_spec(spec: Any, weights_dir: Path, source: Path) -> Program:
 
 
 def text_version(opset: str) -> str:
-    """The `program(x.y)` version the compiled text of this opset carries."""
-    from bench.engines.reference.graph import deployment_target
-
+    """The `program(x.y)` version the compiled text of this opset carries (1.3 from iOS18 on)."""
     return "1.3" if deployment_target(opset) in ("iOS18", "iOS26") else "1.0"
 
 
