@@ -109,3 +109,29 @@ def test_every_op_output_is_rounded_through_fp16():
 def test_bad_on_nonfinite_value():
     with pytest.raises(BenchError, match="unknown on_nonfinite 'loud'"):
         ReferenceModel(PATH, _overflowing_program(), "fp16", on_nonfinite="loud")
+
+
+def test_a_converted_model_overflows_in_fp16_mode_only(tmp_path):
+    """The madebyollin case in small: a VAE-like block whose activations exceed 65504 in fp16."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+
+    from bench.engines import reference
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4))], opset_version=ct.target.iOS16)
+    def prog(x):
+        big = mb.mul(x=x, y=np.float32(512.0), name="scale_up")
+        squared = mb.mul(x=big, y=big, name="energy")  # 512 * 512 * x^2 > 65504 for |x| >= 0.5
+        return mb.sqrt(x=squared, name="norm")
+
+    path = tmp_path / "overflow.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+               compute_precision=ct.precision.FLOAT32).save(str(path))
+    x = {"x": np.array([[0.25, 0.5, 1.0, -2.0]], np.float32)}
+    exact = reference.load(path, precision="fp32").predict(x)
+    np.testing.assert_allclose(exact["norm"], 512 * np.abs(x["x"]), rtol=1e-6)
+    model = reference.load(path, precision="fp16")
+    with pytest.warns(NumericsWarning, match=r"overflow\.mlpackage: in fp16, op 'energy' \(mul"):
+        half = model.predict(x)
+    assert model.last_numerics.first.op_name == "energy" and model.last_numerics.first.inf_count == 3
+    assert half["norm"][0, 0] == 128 and np.isinf(half["norm"][0, 1:]).all()
