@@ -53,6 +53,18 @@ class Ctx:
 PATHS: set[str] = set()
 
 
+def fresh_names() -> None:
+    """Restart coremltools' automatic op numbering (`conv_0`, `add_3`, ...) for a new program.
+
+    The builder numbers ops with a process-wide counter, so without this a program's op names
+    would depend on what was built before it in the same process: the bytes of a package would
+    depend on build order, and two builds of one UNet (as chunking needs) would not share names.
+    """
+    from coremltools.converters.mil.mil.builder import Builder
+
+    Builder.name_count.clear()
+
+
 def const_name(path: str, leaf: str) -> str:
     """Const op name (fp32 form) of parameter `leaf` of module `path` (`a.b.0` -> `a_b_0_weight`)."""
     return f"{path.replace('.', '_')}_{leaf}"

@@ -24,6 +24,7 @@ def text_encoder_program(ctx: Ctx, spec: TextEncoderSpec, vocab_size: int, eos_i
     """MIL program of one CLIP text encoder (HF `CLIPTextModel[WithProjection]`, traced Apple's way)."""
     d = spec.hidden
     p = ctx.params
+    layers.fresh_names()
     causal = np.triu(np.full((TOKEN_COUNT, TOKEN_COUNT), np.finfo(np.float32).min, np.float32), k=1)
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, TOKEN_COUNT), dtype=types.fp32)], opset_version=opset)

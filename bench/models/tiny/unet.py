@@ -223,6 +223,7 @@ def unet_program(ctx: Ctx, spec: UNetSpec, latent_size: int, attention: str, ops
     dtype = types.fp16 if ctx.fp16 else types.fp32
     input_specs = [mb.TensorSpec(shape=shapes[name], dtype=dtype) for name in UNET_INPUTS]
     emitter = _UNetEmitter(ctx, spec, attention)
+    layers.fresh_names()
 
     @mb.program(input_specs=input_specs, opset_version=opset)
     def prog(sample, timestep, encoder_hidden_states, time_ids, text_embeds):

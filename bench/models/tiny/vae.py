@@ -55,6 +55,7 @@ def vae_decoder_program(params: Ctx, spec: VAESpec, latent_size: int, opset):
     """MIL program of the VAE decoder for (1, 4, latent, latent) inputs (fp16 `z` in fp16 programs)."""
     g = spec.norm_groups
     dtype = types.fp16 if params.fp16 else types.fp32
+    layers.fresh_names()
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, LATENT_CHANNELS, latent_size, latent_size), dtype=dtype)],
                 opset_version=opset)
@@ -83,6 +84,7 @@ def vae_encoder_program(params: Ctx, spec: VAESpec, latent_size: int, opset):
     g = spec.norm_groups
     side = latent_size * 8
     dtype = types.fp16 if params.fp16 else types.fp32
+    layers.fresh_names()
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, side, side), dtype=dtype)], opset_version=opset)
     def prog(x):
