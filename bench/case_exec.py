@@ -16,9 +16,12 @@ import numpy as np
 
 from bench.errors import BenchError, PipelineError
 from bench.measure.recorder import Recorder
+from bench.models.variant import ModelSet
 from bench.suite.case import Case
 
 DEFAULT_EXECUTOR = "bench.case_exec:PipelineExecutor"
+#: "Not resolved by the runner" (None means "resolved: there is none").
+UNRESOLVED: Any = object()
 
 
 @dataclass
@@ -66,7 +69,36 @@ class CaseExecutor(Protocol):
     def close(self) -> None: ...
 
 
-ExecutorFactory = Callable[[Case, Recorder], CaseExecutor]
+#: `factory(case, recorder, model_set=..., baseline_set=...)`: the model sets arrive resolved by the
+#: runner (None when it had none), so workers need not import the zoo or rebuild anything.
+ExecutorFactory = Callable[..., CaseExecutor]
+
+
+def model_set_to_dict(model_set: ModelSet) -> dict[str, Any]:
+    """JSON-ready form of a ModelSet, passed from the runner to its workers."""
+    return {
+        "id": model_set.id,
+        "root": str(model_set.root),
+        "files": {stage: str(path) for stage, path in model_set.files.items()},
+        "resolution": model_set.resolution,
+        "attention": model_set.attention,
+        "quantization": model_set.quantization,
+        "unet_batch_one": model_set.unet_batch_one,
+        "labels": dict(model_set.labels),
+    }
+
+
+def model_set_from_dict(data: dict[str, Any]) -> ModelSet:
+    return ModelSet(
+        id=data["id"],
+        root=Path(data["root"]),
+        files={stage: Path(path) for stage, path in data["files"].items()},
+        resolution=int(data["resolution"]),
+        attention=data["attention"],
+        quantization=data["quantization"],
+        unet_batch_one=bool(data.get("unet_batch_one", False)),
+        labels=dict(data.get("labels", {})),
+    )
 
 
 def load_executor_factory(spec: str) -> ExecutorFactory:
@@ -108,20 +140,30 @@ def read_init_image(path: str, resolution: int) -> np.ndarray:
 class PipelineExecutor:
     """The real executor: zoo model set + engine + `SDXLPipeline`."""
 
-    def __init__(self, case: Case, recorder: Recorder) -> None:
+    def __init__(
+        self,
+        case: Case,
+        recorder: Recorder,
+        *,
+        model_set: ModelSet | None = None,
+        baseline_set: Any = UNRESOLVED,
+    ) -> None:
         self.case = case
         self.recorder = recorder
         self.pipe: Any = None
-        self.model_set: Any = None
+        self.model_set = model_set
+        self.baseline_set = baseline_set
         self.request: Any = None
 
     def prepare(self) -> CaseMeta:
         from bench.engines import get_engine
-        from bench.models import zoo
         from bench.pipeline import GenerationRequest, SDXLPipeline
 
         case = self.case
-        self.model_set = zoo.resolve(case.model, build_tiny=True)
+        if self.model_set is None:  # run outside the runner: resolve here
+            from bench.models import zoo
+
+            self.model_set = zoo.resolve(case.model, build_tiny=True)
         if case.resolution is not None and self.model_set.resolution != case.resolution:
             raise PipelineError(
                 f"model {case.model} is {self.model_set.resolution}x{self.model_set.resolution}, "
@@ -176,14 +218,18 @@ class PipelineExecutor:
         return Generation(unet_calls=getattr(result, "unet_calls", None), image=getattr(result, "image", None))
 
     def quality(self) -> list[QualityMeasurement]:
-        from bench.models import quality, zoo
+        from bench.models import quality
 
-        baseline_id = zoo.quality_baseline(self.case.model)
-        if baseline_id is None:
-            return []
-        baseline = zoo.resolve(baseline_id, build_tiny=True)
+        baseline = self.baseline_set
+        if baseline is UNRESOLVED:  # run outside the runner: ask the zoo
+            from bench.models import zoo
+
+            baseline_id = zoo.quality_baseline(self.case.model)
+            baseline = zoo.resolve(baseline_id, build_tiny=True) if baseline_id else None
+        if baseline is None or baseline.id == self.model_set.id:
+            return []  # the variant is its own baseline (or has none): no PSNR to report
         psnr = quality.unet_psnr(self.model_set, baseline)
-        return [QualityMeasurement("unet", "psnr", float(psnr), "dB", f"against {baseline_id}")]
+        return [QualityMeasurement("unet", "psnr", float(psnr), "dB", f"against {baseline.id}")]
 
     def close(self) -> None:
         if self.pipe is not None:
@@ -228,6 +274,8 @@ def prepare_models(cases: Any, status: Callable[[str], None] = lambda text: None
             "attention": model_set.attention,
             "quantization": model_set.quantization,
             "role": "quality baseline" if model in baselines else "measured",
+            "quality_baseline": zoo.quality_baseline(model) if model in wanted else None,
             "sha256": model_file_hashes(model_set.files),
+            "model_set": model_set_to_dict(model_set),
         }
     return info

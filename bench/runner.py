@@ -126,6 +126,8 @@ def run_worker(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     python: str = sys.executable,
     env: dict[str, str] | None = None,
+    model_set: dict[str, Any] | None = None,
+    baseline_set: dict[str, Any] | None = None,
 ) -> WorkerResult:
     """Run `case` in a fresh worker process; enforce its timeout; never raise for its failures.
 
@@ -134,7 +136,8 @@ def run_worker(
     read_fd, write_fd = os.pipe()
     board = Path(tempfile.mkstemp(prefix="bench-stage-", suffix=".board")[1])
     payload = json.dumps({"case": case.to_dict(), "executor": executor, "stage_board": str(board),
-                          "image_path": str(image_path) if image_path else None})  # fmt: skip
+                          "image_path": str(image_path) if image_path else None,
+                          "model_set": model_set, "baseline_set": baseline_set})  # fmt: skip
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     started = time.perf_counter()
     try:
@@ -302,6 +305,9 @@ class Runner:
     progress: ProgressListener = field(default_factory=NullProgress)
     save_images: bool = True
     env: dict[str, str] | None = None
+    #: model id -> what the executor module's prepare_models said (manifest["models"]); its
+    #: `model_set` and `quality_baseline` go to the workers so they need not resolve models again.
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -335,6 +341,9 @@ class Runner:
         logs.mkdir(exist_ok=True)
         log_path = logs / f"{case.case_id}.log"
         image_path = self.run_dir / "images" / f"{case.case_id}.png" if self.save_images and case.save_image else None
+        info = self.models.get(case.model, {})
+        baseline_id = info.get("quality_baseline")
+        baseline = self.models.get(baseline_id, {}).get("model_set") if baseline_id else None
         result = run_worker(
             case,
             executor=self.executor,
@@ -342,6 +351,8 @@ class Runner:
             image_path=image_path,
             on_event=lambda event: self.progress.case_event(case, event),
             env=self.env,
+            model_set=info.get("model_set"),
+            baseline_set=baseline,
         )
         if log_path.exists() and log_path.stat().st_size == 0:
             log_path.unlink()

@@ -198,6 +198,7 @@ def execute(
         executor=session.manifest.get("executor", DEFAULT_EXECUTOR),
         progress=progress or NullProgress(),
         env=env,
+        models=session.manifest.get("models", {}),
     )
     outcomes: list[CaseOutcome] = []
     try:

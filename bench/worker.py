@@ -28,6 +28,7 @@ from bench.case_exec import (
     ExecutorFactory,
     Generation,
     load_executor_factory,
+    model_set_from_dict,
     save_png,
 )
 from bench.errors import BenchError
@@ -153,14 +154,21 @@ def repeat_rows(
 
 
 def run_case(
-    case: Case, factory: ExecutorFactory, events: EventSink, image_path: Path | None = None
+    case: Case,
+    factory: ExecutorFactory,
+    events: EventSink,
+    image_path: Path | None = None,
+    **resolved: Any,
 ) -> None:
-    """Prepare, cold-load, warm up and measure one case, sending rows after each phase/repeat."""
+    """Prepare, cold-load, warm up and measure one case, sending rows after each phase/repeat.
+
+    `resolved` holds what the runner resolved for the executor (`model_set`, `baseline_set`).
+    """
     sampler = MemorySampler().start()
     recorder = MeasuringRecorder(sampler, on_span_start=events.progress)
     executor: CaseExecutor | None = None
     try:
-        executor = factory(case, recorder)
+        executor = factory(case, recorder, **resolved)
         events.send({"event": "stage", "stage": "prepare", "step": None})
         meta = executor.prepare()
         events.send({"event": "meta", "meta": asdict(meta), "footprint": sampler.reader.has_footprint})
@@ -228,7 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         case = Case.from_dict(payload["case"])
         factory = load_executor_factory(payload.get("executor") or DEFAULT_EXECUTOR)
         image = payload.get("image_path")
-        run_case(case, factory, events, Path(image) if image else None)
+        resolved = {}
+        if payload.get("model_set"):
+            resolved["model_set"] = model_set_from_dict(payload["model_set"])
+            baseline = payload.get("baseline_set")
+            resolved["baseline_set"] = model_set_from_dict(baseline) if baseline else None
+        run_case(case, factory, events, Path(image) if image else None, **resolved)
     except BenchError as error:
         _report(events, type(error).__name__, str(error))
         return 3

@@ -40,7 +40,7 @@ def prepare_models(cases, status=lambda text: None):
 
 
 class FakeExecutor:
-    def __init__(self, case, recorder):
+    def __init__(self, case, recorder, **resolved):
         self.case = case
         self.recorder = recorder
         self.rng = np.random.default_rng(case.seed)
