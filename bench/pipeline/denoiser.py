@@ -19,6 +19,8 @@ from bench.pipeline.parts import conform
 
 #: Inputs every SDXL UNet takes; `time_ids` and `text_embeds` are SDXL's added conditioning.
 REQUIRED_INPUTS: tuple[str, ...] = ("sample", "timestep", "encoder_hidden_states")
+#: Every UNet input the pipeline can provide.
+KNOWN_INPUTS: tuple[str, ...] = REQUIRED_INPUTS + ("time_ids", "text_embeds")
 NOISE_OUTPUT = "noise_pred"
 
 
@@ -41,8 +43,19 @@ class Denoiser:
                         raise PipelineError(
                             f"{parts[1]} input {spec.describe()} does not match {parts[0]} output {produced.describe()}"
                         )
+                elif spec_name not in KNOWN_INPUTS:
+                    raise PipelineError(
+                        f"{parts[1]} input {spec.describe()} is neither an output of {parts[0]} "
+                        f"(which gives {_names(first.outputs)}) nor a UNet input: the chunks do not fit together"
+                    )
                 elif spec_name not in inputs:
                     inputs[spec_name] = spec
+        unknown = [spec.describe() for name, spec in ios[0].inputs.items() if name not in KNOWN_INPUTS]
+        if unknown:
+            raise PipelineError(
+                f"{parts[0]} takes {', '.join(unknown)}, which the pipeline cannot provide "
+                f"(it provides {', '.join(KNOWN_INPUTS)})"
+            )
         missing = [n for n in REQUIRED_INPUTS if n not in inputs]
         if missing:
             raise PipelineError(
@@ -113,8 +126,6 @@ class Denoiser:
         }
         result = {}
         for name, spec in self.inputs.items():
-            if name not in values:
-                raise PipelineError(f"{self.name} takes an input {spec.describe()} the pipeline cannot provide")
             value = np.asarray(values[name])
             if value.size != int(np.prod(spec.shape)):
                 raise PipelineError(
@@ -135,3 +146,8 @@ class Denoiser:
         if self.output not in outputs:
             raise PipelineError(f"{self.parts[-1]} returned {sorted(outputs)}; expected {self.output!r}")
         return np.asarray(outputs[self.output], dtype=np.float32)
+
+
+def _names(specs: Mapping[str, TensorSpec], limit: int = 8) -> str:
+    names = sorted(specs)
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")

@@ -54,6 +54,8 @@ def specs_for(desc: Mapping[str, Any]) -> tuple[tuple[TensorSpec, ...], tuple[Te
             return unet_inputs, noise
         if kind == "unet_chunk1":
             return unet_inputs, intermediate
+        renamed = desc.get("rename", {})  # a mismatched chunk pair for error tests
+        intermediate = tuple(_spec(renamed.get(s.name, s.name), s.shape, s.dtype) for s in intermediate)
         return intermediate + (unet_inputs[1],), noise  # chunk2 also takes `timestep` from the UNet inputs
     if kind == "vae_decoder":
         h = desc["latent"]
@@ -233,6 +235,7 @@ def make_model_set(
     resolution: int | None = None,
     unet_batch_one: bool | None = None,
     omit: tuple[str, ...] = (),
+    chunk2_rename: dict[str, str] | None = None,
 ) -> ModelSet:
     """Write fake model files (and a CLIP vocabulary) and return their `ModelSet`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -243,7 +246,7 @@ def make_model_set(
     unet = dict(batch=batch, latent=latent, hidden=sum(widths), time_ids=unet_time_ids, text_embeds=pooled, seed=3)
     if chunked:
         files["unet_chunk1"] = write_model(folder, "unet_chunk1", kind="unet_chunk1", **unet)
-        files["unet_chunk2"] = write_model(folder, "unet_chunk2", kind="unet_chunk2", **unet)
+        files["unet_chunk2"] = write_model(folder, "unet_chunk2", kind="unet_chunk2", rename=chunk2_rename or {}, **unet)
     else:
         files["unet"] = write_model(folder, "unet", kind="unet", **unet)
     if refiner:

@@ -288,6 +288,8 @@ def test_close_releases_every_model(tmp_path):
         ({}, {"refiner": True}, "has no refiner"),
         ({}, {"init_image": np.zeros((64, 64, 3), np.uint8), "strength": 0.5}, "has no vae_encoder"),
         ({"omit": ("unet_chunk2",), "chunked": True}, {}, "chunked unet without unet_chunk2"),
+        ({"chunked": True, "chunk2_rename": {"skip": "add_51"}}, {},
+         "unet_chunk2 input add_51.*neither an output of unet_chunk1 .*cond_term, skip.*do not fit"),
         ({"decoder_latent": 16}, {}, "vae_decoder takes z.*different image sizes"),
         ({"vae_encoder": True, "encoder_latent": 16}, {"init_image": np.zeros((64, 64, 3), np.uint8), "strength": 0.5},
          "vae_encoder takes x"),
