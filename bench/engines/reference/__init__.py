@@ -17,7 +17,12 @@ from bench.engines.reference.engine import ENGINE, ReferenceEngine
 from bench.engines.reference.graph import Program, first_difference
 from bench.engines.reference.mlmodelc import read_mlmodelc, write_mlmodelc
 from bench.engines.reference.model import ReferenceModel, load, read_program
-from bench.engines.reference.precision import ON_NONFINITE, PRECISIONS, NumericsReport, NumericsWarning
+from bench.engines.reference.precision import (
+    ON_NONFINITE,
+    PRECISIONS,
+    NumericsReport,
+    NumericsWarning,
+)
 from bench.engines.reference.profile import ProfileResult
 
 __all__ = [

@@ -123,17 +123,19 @@ class ProfileResult:
             f"({self.precision}, median of {self.repeats})"
         )
         table = Table(title=title)
+        # Numbers never wrap; on a narrow terminal the name columns are shortened instead.
+        # Fits 80 columns: numbers never wrap, long names are shortened (the CSV has them whole,
+        # and the kernel family of each op type).
         if by == "type":
             frame = self.by_op_type()
-            table.add_column("op type")
-            table.add_column("family")
-            table.add_column("count", justify="right")
+            table.add_column("op type", overflow="ellipsis", no_wrap=True, min_width=8)
+            table.add_column("count", justify="right", no_wrap=True)
         else:
             frame = self.by_op().sort_values("seconds", ascending=False, ignore_index=True)
-            table.add_column("op")
-            table.add_column("op type")
-        for column in ("time ms", "share", "FLOPs", "FLOP/s", "bytes moved"):
-            table.add_column(column, justify="right")
+            table.add_column("op", overflow="ellipsis", no_wrap=True, min_width=8)
+            table.add_column("op type", overflow="ellipsis", no_wrap=True, max_width=12)
+        for column in ("ms", "share", "FLOPs", "FLOP/s", "bytes"):
+            table.add_column(column, justify="right", no_wrap=True)
         shown = frame if top is None else frame.head(top)
         for row in shown.itertuples(index=False):
             flops = row.flops
@@ -145,7 +147,7 @@ class ProfileResult:
                 _si(float(row.bytes_moved), "B"),
             ]
             if by == "type":
-                table.add_row(row.op_type, row.family, str(row.count), *cells)
+                table.add_row(row.op_type, str(row.count), *cells)
             else:
                 table.add_row(row.op_name, row.op_type, *cells)
         if top is not None and len(frame) > top:
@@ -154,11 +156,18 @@ class ProfileResult:
 
 
 def _si(value: float, unit: str = "") -> str:
-    """`1.23 G`, `456.00 k`, `12 B`: readable across the sizes of tiny and full-size models."""
+    """`1.23 G`, `456 k`, `12 B`: three significant digits, readable from tiny to full-size models."""
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:
-            return f"{value / scale:.2f} {prefix}{unit}"
-    return f"{value:.0f} {unit}".rstrip()
+            return f"{_three_digits(value / scale)} {prefix}{unit}"
+    whole = f"{value:.0f}" if float(value).is_integer() else _three_digits(value)
+    return f"{whole} {unit}".rstrip()
+
+
+def _three_digits(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
 def _missing(value: object) -> bool:

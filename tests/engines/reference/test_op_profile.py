@@ -75,3 +75,18 @@ def test_repeats_must_be_positive():
     prog, _ = conv_add_program()
     with pytest.raises(BenchError, match="repeats must be at least 1"):
         ReferenceModel(PATH, prog).profile({"x": np.zeros((1, 3, 8, 8), np.float32)}, repeats=0)
+
+
+def test_si_formatting_keeps_three_digits():
+    from bench.engines.reference.profile import _si
+
+    assert [_si(v) for v in (77, 77.5, 1234, 98_560, 2.56e6, 5.904e9)] == ["77", "77.5", "1.23 k", "98.6 k", "2.56 M", "5.90 G"]
+    assert _si(616, "B") == "616 B" and _si(343_300, "B") == "343 kB"
+
+
+def test_table_fits_an_80_column_terminal(profiled):
+    result, _ = profiled
+    console = Console(record=True, width=80)
+    for by in ("type", "op"):
+        console.print(result.table(by=by))
+    assert max(len(line) for line in console.export_text().splitlines()) <= 80
