@@ -93,7 +93,7 @@ def _zero_pad(x: np.ndarray, pads: Sequence[tuple[int, int]]) -> np.ndarray:
 def _finish(y_cn: np.ndarray, n: int, c_out: int, spatial: tuple[int, ...], bias: np.ndarray | None) -> np.ndarray:
     """(C_out, N, *spatial) GEMM result (any strides) -> contiguous (N, C_out, *spatial) + bias, in one pass."""
     out = np.empty((n, c_out) + spatial, F32)
-    src = np.moveaxis(y_cn, 1, 0) if y_cn.ndim == len(spatial) + 2 else y_cn
+    src = np.moveaxis(y_cn, 1, 0)
     if bias is None:
         np.copyto(out, src)
     else:
@@ -117,15 +117,20 @@ def _conv_1x1(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarr
     return y.reshape((n, c_out) + spatial)
 
 
-def _conv2d_shifted(xp: np.ndarray, w: np.ndarray, dil: tuple[int, int], bias: np.ndarray | None) -> np.ndarray:
-    """Stride-1 2-D conv of an already padded input by the shifted-GEMM method (see module doc)."""
-    n, c, hp, wp = xp.shape
+def _conv2d_shifted(
+    x: np.ndarray, w: np.ndarray, pads: Sequence[tuple[int, int]], dil: tuple[int, int], bias: np.ndarray | None
+) -> np.ndarray:
+    """Stride-1 2-D conv by the shifted-GEMM method (see module doc); pads are non-negative."""
+    n, c, h, wd = x.shape
+    (top, bottom), (left, right) = pads
+    hp, wp = h + top + bottom, wd + left + right
     c_out, _, kh, kw = w.shape
     dh, dw = dil
     ho, wo = hp - (kh - 1) * dh, wp - (kw - 1) * dw
     lx = hp * wp + (kw - 1) * dw  # the last shift reads (kw-1)*dw zeros past the padded image
+    # Zero padding and the (C, N, flat) layout in one copy.
     flat = np.zeros((c, n, lx), F32)
-    flat[:, :, : hp * wp].reshape(c, n, hp, wp)[...] = xp.transpose(1, 0, 2, 3)
+    flat[:, :, : hp * wp].reshape(c, n, hp, wp)[:, :, top : top + h, left : left + wd] = x.transpose(1, 0, 2, 3)
     w_all = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw * c_out, c)
     y = (w_all @ flat.reshape(c, n * lx)).reshape(kh * kw, c_out, n, lx)
     span = ho * wp
@@ -169,9 +174,9 @@ def _conv_one_group(
         if any(s != 1 for s in strides):
             x = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)]
         return _conv_1x1(np.ascontiguousarray(x), w, bias)
+    if len(kernel) == 2 and strides == (1, 1) and c_out <= c and all(b >= 0 and e >= 0 for b, e in pads):
+        return _conv2d_shifted(x, w, pads, (dil[0], dil[1]), bias)
     xp = _zero_pad(x, pads)
-    if len(kernel) == 2 and strides == (1, 1) and c_out <= c:
-        return _conv2d_shifted(xp, w, (dil[0], dil[1]), bias)
     cols, out_sizes = _im2col(xp, kernel, strides, dil)
     y = w.reshape(c_out, -1) @ cols.reshape(-1, n * math.prod(out_sizes))
     return _finish(y.reshape((c_out, n) + out_sizes), n, c_out, out_sizes, bias)
