@@ -111,10 +111,19 @@ class SDXLPipeline:
     ) -> None:
         self.model_set = model_set
         self.engine = engine
-        self.recorder: Recorder = recorder if recorder is not None else NullRecorder()
         self.reduce_memory = reduce_memory
-        self._slots = ModelSlots(model_set, engine, compute_unit, self.recorder, engine_options)
+        self._slots = ModelSlots(model_set, engine, compute_unit, NullRecorder(), engine_options)
+        self.recorder = recorder if recorder is not None else NullRecorder()
         self._tokenizers: dict[str, CLIPTokenizer] = {}
+
+    @property
+    def recorder(self) -> Recorder:
+        """Where stage spans go; may be replaced between generations (say, one per repeat)."""
+        return self._slots.recorder
+
+    @recorder.setter
+    def recorder(self, recorder: Recorder) -> None:
+        self._slots.recorder = recorder
 
     # ------------------------------------------------------------------ parts and loading
 

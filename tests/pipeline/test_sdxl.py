@@ -270,6 +270,15 @@ def test_per_part_compute_units(tmp_path):
     assert engine.load_compute_units["unet"] == "FAKE"
 
 
+def test_recorder_can_be_swapped_between_generations(tmp_path):
+    first, second = TimingRecorder(), TimingRecorder()
+    pipe, _ = _pipe(tmp_path, recorder=first, reduce_memory=True)
+    pipe.generate(_request())
+    pipe.recorder = second
+    pipe.generate(_request())
+    assert first.stages() == second.stages() and "load/unet" in second.stages()
+
+
 def test_close_releases_every_model(tmp_path):
     pipe, engine = _pipe(tmp_path)
     pipe.load()
