@@ -34,7 +34,7 @@ from bench.models.paths import models_dir
 from bench.models.tiny.spec import SIZES, SizeSpec
 
 #: Bumped whenever the generator's output changes; units built by another version are rebuilt.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 UNIT_MARKER = "bench-unit.json"
 VARIANT_MARKER = "bench-model.json"
 

@@ -63,4 +63,6 @@ def make_manifest_deterministic(package: Path) -> None:
     root = manifest.get("rootModelIdentifier")
     if root in mapping:
         manifest["rootModelIdentifier"] = mapping[root]
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    # the exact bytes coremltools' ModelPackage writes when it opens a package (it rewrites the
+    # manifest on every load), so reading a package never changes it
+    manifest_path.write_text(json.dumps(manifest, indent=4, sort_keys=True) + "\n")
