@@ -29,7 +29,12 @@ import numpy as np
 
 from bench.engines.base import COREML_COMPUTE_UNITS, TensorSpec
 from bench.engines.compute_plan import ComputePlanSummary, summarize
-from bench.errors import BenchError, EngineUnavailableError, InputError, ModelFormatError
+from bench.errors import (
+    BenchError,
+    EngineUnavailableError,
+    InputError,
+    ModelFormatError,
+)
 
 #: Options `load` accepts (the pipeline's `engine_options`).
 LOAD_OPTIONS = ("optimization_hints", "function_name", "compute_plan")
@@ -140,7 +145,9 @@ class CoreMLEngine:
 
     def describe(self, path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """A model's input and output specs without loading it (works on any OS)."""
-        from bench.pipeline.model_io import read_model_io  # metadata.json / protobuf reader
+        from bench.pipeline.model_io import (
+            read_model_io,  # metadata.json / protobuf reader
+        )
 
         io = read_model_io(path)
         return tuple(io.inputs.values()), tuple(io.outputs.values())
@@ -165,7 +172,7 @@ class CoreMLEngine:
         destination = folder / f"{path.stem}-{uuid.uuid4().hex[:12]}.mlmodelc"
         try:
             compiled = Path(ct.models.utils.compile_model(str(path), str(destination)))
-        except Exception as error:  # coremltools raises plain Exceptions from the framework
+        except Exception as error:
             raise ModelFormatError(f"{path}: Core ML could not compile it ({error})") from error
         self._compiled.add(compiled)
         return compiled
@@ -228,7 +235,7 @@ class CoreMLEngine:
             return ComputePlanSummary(str(compiled_path), compute_unit, unavailable="a compute plan needs a compiled .mlmodelc")
         try:
             plan = plan_class.load_from_path(str(compiled_path), compute_units=self._compute_unit(ct, compute_unit))
-        except Exception as error:  # the framework API exists from macOS 14.4 only
+        except Exception as error:  # noqa: BLE001 - the framework API exists from macOS 14.4 only
             return ComputePlanSummary(
                 str(compiled_path), compute_unit, unavailable=f"MLComputePlan failed (needs macOS 14.4+): {error}"
             )
@@ -241,7 +248,7 @@ def _has_native_bindings(ct: ModuleType) -> bool:
     if bindings is None:
         try:
             bindings = importlib.import_module(f"{ct.__name__}.libcoremlpython")
-        except Exception:  # ImportError off macOS; anything else means the bridge is broken
+        except Exception:  # noqa: BLE001 - ImportError off macOS; anything else: a broken bridge
             return False
     return hasattr(bindings, "_MLModelProxy")
 

@@ -99,7 +99,7 @@ def _from_package(path: Path) -> ModelIO:
 
     try:
         spec = load_spec(str(path))
-    except Exception as error:  # coremltools raises plain Exceptions for unreadable packages
+    except Exception as error:  # noqa: BLE001 - coremltools raises plain Exceptions for bad packages
         raise ModelFormatError(f"{path}: cannot read the model spec ({error})") from None
     data_type_name = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name
 

@@ -47,7 +47,12 @@ from bench.pipeline.conditioning import (
 )
 from bench.pipeline.denoiser import Denoiser
 from bench.pipeline.image import save_png, to_model_input, to_uint8
-from bench.pipeline.latents import SDXL_VAE_SCALING_FACTOR, initial_noise, make_rng, sample_posterior
+from bench.pipeline.latents import (
+    SDXL_VAE_SCALING_FACTOR,
+    initial_noise,
+    make_rng,
+    sample_posterior,
+)
 from bench.pipeline.model_io import ModelIO
 from bench.pipeline.parts import MODEL_PARTS, ModelSlots, conform, denoiser_parts
 from bench.pipeline.request import GenerationRequest
@@ -160,12 +165,6 @@ class SDXLPipeline:
     def close(self) -> None:
         """Release every loaded model."""
         self._slots.close()
-
-    def __enter__(self) -> SDXLPipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ validation
 
@@ -353,29 +352,24 @@ class SDXLPipeline:
         )
 
     def _encode(self, part: str, ids: list[np.ndarray], spec: TensorSpec) -> list[EncodedPrompt]:
-        with self._slots.using((part,), transient=self.reduce_memory) as (model,):
-            with self.recorder.span(part):
-                return [
-                    encoder_outputs(model.predict(conform(model, {spec.name: i.reshape(spec.shape)})), part)
-                    for i in ids
-                ]
+        with self._slots.using((part,), transient=self.reduce_memory) as (model,), self.recorder.span(part):
+            return [encoder_outputs(model.predict(conform(model, {spec.name: i.reshape(spec.shape)})), part) for i in ids]
 
     def _encode_image(self, init_image: object, io: ModelIO | None, rng: np.random.Generator) -> np.ndarray:
         assert io is not None
         x = _single(io.inputs, "vae_encoder", "input")
         image = to_model_input(init_image)
-        with self._slots.using(("vae_encoder",), transient=self.reduce_memory) as (model,):
-            with self.recorder.span("vae_encoder"):
-                outputs = model.predict(conform(model, {x.name: image.reshape(x.shape)}))
-                moments = _pick_output(outputs, "latent", "vae_encoder")
-                return sample_posterior(moments, rng)
+        with self._slots.using(("vae_encoder",), transient=self.reduce_memory) as (model,), \
+                self.recorder.span("vae_encoder"):
+            outputs = model.predict(conform(model, {x.name: image.reshape(x.shape)}))
+            return sample_posterior(_pick_output(outputs, "latent", "vae_encoder"), rng)
 
     def _decode(self, latents: np.ndarray, io: ModelIO) -> np.ndarray:
         z = _single(io.inputs, "vae_decoder", "input")
-        with self._slots.using(("vae_decoder",), transient=self.reduce_memory) as (model,):
-            with self.recorder.span("vae_decoder"):
-                outputs = model.predict(conform(model, {z.name: latents.reshape(z.shape)}))
-                return np.asarray(_pick_output(outputs, "image", "vae_decoder"), dtype=np.float32)
+        with self._slots.using(("vae_decoder",), transient=self.reduce_memory) as (model,), \
+                self.recorder.span("vae_decoder"):
+            outputs = model.predict(conform(model, {z.name: latents.reshape(z.shape)}))
+            return np.asarray(_pick_output(outputs, "image", "vae_decoder"), dtype=np.float32)
 
     @staticmethod
     def _schedule(scheduler: BaseScheduler, request: GenerationRequest) -> tuple[np.ndarray, int | None]:
@@ -392,7 +386,7 @@ class SDXLPipeline:
             return timesteps, None
         # diffusers' denoising_end / denoising_start: the base runs t >= (1 - high_noise_frac) * T.
         n_train = int(scheduler.config.num_train_timesteps)
-        cutoff = int(round(n_train - request.high_noise_frac * n_train))
+        cutoff = round(n_train - request.high_noise_frac * n_train)
         below = np.flatnonzero(np.asarray(timesteps) < cutoff)
         return timesteps, int(below[0]) if len(below) else len(timesteps)
 

@@ -19,7 +19,12 @@ import pytest
 from bench.engines import get_engine
 from bench.engines.compute_plan import summarize
 from bench.engines.coreml import CoreMLEngine
-from bench.errors import BenchError, EngineUnavailableError, InputError, ModelFormatError
+from bench.errors import (
+    BenchError,
+    EngineUnavailableError,
+    InputError,
+    ModelFormatError,
+)
 from bench.measure.recorder import TimingRecorder
 from bench.pipeline import GenerationRequest, SDXLPipeline
 from tests.pipeline.fakes import _run as run_fake

@@ -11,9 +11,10 @@ latents; a chunked UNet computes exactly what the whole UNet computes.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -243,7 +244,7 @@ def make_model_set(
     files["vocab"], files["merges"] = write_vocab(folder / "tokenizer")
     files["text_encoder"] = write_model(folder, "text_encoder", kind="text_encoder", width=widths[0], pooled=widths[0], seed=1)
     files["text_encoder_2"] = write_model(folder, "text_encoder_2", kind="text_encoder", width=widths[1], pooled=pooled, seed=2)
-    unet = dict(batch=batch, latent=latent, hidden=sum(widths), time_ids=unet_time_ids, text_embeds=pooled, seed=3)
+    unet = {"batch": batch, "latent": latent, "hidden": sum(widths), "time_ids": unet_time_ids, "text_embeds": pooled, "seed": 3}
     if chunked:
         files["unet_chunk1"] = write_model(folder, "unet_chunk1", kind="unet_chunk1", **unet)
         files["unet_chunk2"] = write_model(folder, "unet_chunk2", kind="unet_chunk2", rename=chunk2_rename or {}, **unet)

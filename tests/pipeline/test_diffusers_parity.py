@@ -113,18 +113,18 @@ class TorchEngine:
 @pytest.fixture(scope="module")
 def modules():
     torch.manual_seed(0)
-    clip = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=37,
-                max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    clip = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 37,
+                "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
     text_encoder = transformers.CLIPTextModel(transformers.CLIPTextConfig(vocab_size=1000, hidden_act="quick_gelu", **clip))
     text_encoder_2 = transformers.CLIPTextModelWithProjection(
         transformers.CLIPTextConfig(vocab_size=1000, hidden_act="gelu", projection_dim=24, **clip)
     )
-    unet_config = dict(
-        sample_size=LATENT, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1), norm_num_groups=8,
-    )
+    unet_config = {
+        "sample_size": LATENT, "in_channels": 4, "out_channels": 4, "block_out_channels": (32, 64), "layers_per_block": 1,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"), "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "attention_head_dim": (2, 4), "use_linear_projection": True, "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 8, "transformer_layers_per_block": (1, 1), "norm_num_groups": 8,
+    }
     unet = diffusers.UNet2DConditionModel(cross_attention_dim=64, projection_class_embeddings_input_dim=6 * 8 + 24, **unet_config)
     refiner = diffusers.UNet2DConditionModel(cross_attention_dim=32, projection_class_embeddings_input_dim=5 * 8 + 24, **unet_config)
     vae = diffusers.AutoencoderKL(
@@ -184,8 +184,8 @@ def test_text_to_image_matches_diffusers(setup, modules, scheduler, guidance):
         tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=modules["unet"], scheduler=_scheduler(scheduler),
     )
     pipe.set_progress_bar_config(disable=True)
-    kwargs = dict(prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=5, guidance_scale=guidance,
-                  height=SIZE, width=SIZE, latents=_noise(3))
+    kwargs = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "num_inference_steps": 5, "guidance_scale": guidance,
+                  "height": SIZE, "width": SIZE, "latents": _noise(3)}
     latents = pipe(**kwargs, output_type="latent").images.numpy()
     _close(ours.latents, latents)
     image = pipe(**kwargs, output_type="np").images[0]
@@ -217,9 +217,8 @@ def test_base_plus_refiner_matches_diffusers_ensemble(setup, modules):
 
 
 def test_img2img_matches_diffusers(setup, modules, monkeypatch):
-    from PIL import Image
-
     import diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl_img2img as img2img_module
+    from PIL import Image
 
     model_set, engine, tokenizer, tokenizer_2 = setup
     rng = np.random.default_rng(0)

@@ -51,7 +51,7 @@ def base(base_set, engine):
 
 
 def test_text_to_image_shapes_spans_and_finite_output(base, base_set):
-    pipe, request, result, recorder = base
+    _, _, result, recorder = base
     side = base_set.resolution
     assert result.image.shape == (side, side, 3) and result.image.dtype == np.uint8
     assert result.latents.shape == (1, 4, side // 8, side // 8)
@@ -78,7 +78,7 @@ def test_same_seed_same_image_under_reduce_memory(base, base_set, engine):
 
 
 def test_guidance_changes_the_image(base):
-    pipe, request, result, _ = base
+    pipe, _, result, _ = base
     unguided = pipe.generate(GenerationRequest(prompt=PROMPT, steps=1, seed=11, guidance_scale=1.0))
     assert not np.allclose(unguided.latents, result.latents, atol=1e-3)
 

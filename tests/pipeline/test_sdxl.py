@@ -110,7 +110,7 @@ def test_guidance_rows_are_negative_then_positive(tmp_path):
 
 
 def test_batch_one_unet_is_called_twice_per_step_with_the_same_result(tmp_path):
-    batched, batched_engine = _pipe(tmp_path, name="b2")
+    batched, _ = _pipe(tmp_path, name="b2")
     single, single_engine = _pipe(tmp_path, name="b1", batch=1)
     a = batched.generate(_request())
     b = single.generate(_request())

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import unicodedata
 import warnings
@@ -65,7 +66,7 @@ def _oracle_ids(text: str, vocab: dict[str, int], merges: list[tuple[str, str]])
         chars = "".join(byte_chars[b] for b in piece.encode("utf-8"))
         word = list(chars[:-1]) + [chars[-1] + "</w>"]
         while len(word) > 1:
-            pairs = {(a, b) for a, b in zip(word, word[1:])}
+            pairs = set(itertools.pairwise(word))
             best = min(pairs, key=lambda p: ranks.get(p, float("inf")))
             if best not in ranks:
                 break

@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from bench.pipeline.request import SCHEDULERS
-from bench.pipeline.schedulers.base import BaseScheduler, SchedulerConfigError, SchedulerOutput
+from bench.pipeline.schedulers.base import (
+    BaseScheduler,
+    SchedulerConfigError,
+    SchedulerOutput,
+)
 from bench.pipeline.schedulers.dpm_multistep import DPMSolverMultistepScheduler
 from bench.pipeline.schedulers.euler import EulerDiscreteScheduler
 from bench.pipeline.schedulers.euler_ancestral import EulerAncestralDiscreteScheduler

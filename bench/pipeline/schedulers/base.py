@@ -13,8 +13,9 @@ in float64, as torch does on CPU), sigmas float32, and steps run in float32.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
