@@ -112,10 +112,23 @@ def unet_psnr(model_set: ModelSet, baseline: ModelSet, *, seed: int = 0) -> floa
     entry = cache.get(key)
     if isinstance(entry, dict) and entry.get("fingerprint") == stamp:
         return float(entry["psnr"])
-    value = psnr(run_unet(model_set, seed), run_unet(baseline, seed))
+    value = psnr(run_unet(model_set, seed), _baseline_output(baseline, seed, _fingerprint(baseline)))
     cache[key] = {"psnr": value, "fingerprint": stamp, "baseline": baseline.id, "seed": seed}
     _write_cache(cache_path, cache)
     return value
+
+
+_BASELINE_OUTPUTS: dict[tuple[str, str, int], np.ndarray] = {}
+
+
+def _baseline_output(baseline: ModelSet, seed: int, fingerprint: str) -> np.ndarray:
+    """A baseline's noise prediction, kept in memory: several variants share one baseline."""
+    key = (str(baseline.root), fingerprint, seed)
+    if key not in _BASELINE_OUTPUTS:
+        if len(_BASELINE_OUTPUTS) >= 4:
+            _BASELINE_OUTPUTS.pop(next(iter(_BASELINE_OUTPUTS)))
+        _BASELINE_OUTPUTS[key] = run_unet(baseline, seed)
+    return _BASELINE_OUTPUTS[key]
 
 
 def _read_cache(path: Path) -> dict:
