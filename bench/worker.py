@@ -191,24 +191,24 @@ def run_case(
                 if phase == "measured" and not saved and image_path is not None and generation.image is not None:
                     save_png(generation.image, image_path)
                     saved = True
-
-        if case.quality:
-            events.send({"event": "stage", "stage": "quality", "step": None})
-            stamp = utc_timestamp()
-            rows = [
-                {"phase": "measured", "repeat": None, "stage": q.stage, "step": None, "metric": q.metric,
-                 "value": q.value, "unit": q.unit, "timestamp": stamp}
-                for q in executor.quality()
-            ]  # fmt: skip
-            events.send({"event": "rows", "rows": rows})
     finally:
         sampler.stop()
+        # The high-water marks before quality work, which loads more models (also on failure).
+        events.send({"event": "rows", "rows": process_rows(sampler)})
         if executor is not None:
             try:
                 executor.close()
             except Exception:  # noqa: BLE001 - closing must not mask the case's own error
                 traceback.print_exc()
-    events.send({"event": "rows", "rows": process_rows(sampler)})
+    if case.quality:
+        events.send({"event": "stage", "stage": "quality", "step": None})
+        stamp = utc_timestamp()
+        rows = [
+            {"phase": "measured", "repeat": None, "stage": q.stage, "step": None, "metric": q.metric,
+             "value": q.value, "unit": q.unit, "timestamp": stamp}
+            for q in executor.quality()
+        ]  # fmt: skip
+        events.send({"event": "rows", "rows": rows})
 
 
 def process_rows(sampler: MemorySampler) -> list[dict[str, Any]]:

@@ -106,8 +106,8 @@ def format_bytes(value: Any) -> str:
     if not _present(value):
         return "-"
     if value >= 1 << 30:
-        return f"{value / (1 << 30):.2f} GiB"
-    return f"{value / (1 << 20):.0f} MiB"
+        return f"{value / (1 << 30):.2f}GiB"
+    return f"{value / (1 << 20):.0f}MiB"
 
 
 def _status_text(status: str) -> str:
@@ -126,11 +126,15 @@ def render_summary(summary: "pd.DataFrame", console: "Console", title: str = "Su
         console.print("No cases ran.")
         return
     records = summary.to_dict("records")
+    labels, common = _distinct_labels([str(r["case"]) for r in records])
+    if common:
+        title = f"{title} · {common}"
     show_footprint = summary["peak_footprint_bytes"].notna().any()
     show_psnr = summary["psnr_db"].notna().any()
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True, padding=(0, 1))
     table.add_column("#", justify="right")
-    table.add_column("case", overflow="fold", min_width=14)
+    table.add_column("case", overflow="fold", min_width=22)
     table.add_column("status")
     table.add_column("end-to-end\nmedian", justify="right")
     table.add_column("iter/s", justify="right")
@@ -144,7 +148,7 @@ def render_summary(summary: "pd.DataFrame", console: "Console", title: str = "Su
         iter_per_s = record["iter_per_s"]
         cells = [
             str(index),
-            escape(str(record["case"])),
+            escape(labels[index - 1]),
             _status_text(str(record["status"])),
             format_seconds(record["end_to_end_s"]),
             _rate(iter_per_s),
@@ -172,6 +176,18 @@ def render_summary(summary: "pd.DataFrame", console: "Console", title: str = "Su
     for index, record in enumerate(records, 1):
         if record["status"] != "ok" and _present(record["error"]):
             console.print(f"  #{index} {record['status']}: {escape(str(record['error']))}")
+
+
+def _distinct_labels(labels: list[str]) -> tuple[list[str], str]:
+    """Labels without the words every label shares (shown once, in the title), to keep rows short."""
+    if len(labels) < 2:
+        return labels, ""
+    words = [label.split(" ") for label in labels]
+    common = [w for w in words[0] if all(w in other for other in words[1:])]
+    if not common:
+        return labels, ""
+    short = [" ".join(w for w in ws if w not in common) or " ".join(ws) for ws in words]
+    return short, " ".join(common)
 
 
 def _present(value: Any) -> bool:

@@ -57,7 +57,8 @@ def test_medians_and_iter_per_s(tmp_path: Path) -> None:
     console = Console(width=160, record=True)
     render_summary(summary, console, title="t")
     text = console.export_text()
-    assert "case a" in text and "2.00s" in text and "error" in text and "PipelineError: boom" in text
+    assert "t · case" in text  # the word every label shares moves to the title
+    assert " a " in text and "2.00s" in text and "error" in text and "PipelineError: boom" in text
     assert "unet/step" in text and "450.0" in text
 
 
