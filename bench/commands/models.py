@@ -184,5 +184,7 @@ def run_quality(args: argparse.Namespace) -> int:
         value = variant_psnr(variant_id, seed=args.seed)
         label = zoo.resolve(variant_id).quantization
         table.add_row(variant_id, label, baseline or "-", "-" if value is None else f"{value:.2f}")
-    Console().print(table)
+    console = Console()
+    console = console if console.is_terminal else Console(width=200)
+    console.print(table)
     return 0

@@ -58,6 +58,7 @@ def test_psnr_definition():
         quality.psnr(reference, reference[:10])
 
 
+@pytest.mark.slow
 def test_quantized_psnr_ordering_and_cache(tiny_models, monkeypatch):
     values = {}
     for variant in ("tiny-split-einsum-int8", "tiny-split-einsum-pal6", "tiny-split-einsum-pal4", "tiny-split-einsum-mbp"):
