@@ -129,7 +129,12 @@ def run_list(args: argparse.Namespace) -> int:
 def run_build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from bench.models.tiny import DEFAULT_TINY_IDS, build_variants, generated_ids, parse_id
+    from bench.models.tiny import (
+        DEFAULT_TINY_IDS,
+        build_variants,
+        generated_ids,
+        parse_id,
+    )
 
     console = Console(stderr=True)
     if args.jobs is not None and args.jobs < 1:

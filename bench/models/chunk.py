@@ -10,8 +10,8 @@ this exports the two programs directly (`bench.models.tiny.convert`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bench.errors import ModelFormatError
 
@@ -34,7 +34,11 @@ def chunk_programs(make_program: Callable[[], object], chunk1: Path, chunk2: Pat
     coremltools' helpers cut a program in place, so chunk 2 is made from a second, fresh program.
     """
     import coremltools as ct
-    from coremltools.models.utils import _get_op_idx_split_location, _make_first_chunk_prog, _make_second_chunk_prog
+    from coremltools.models.utils import (
+        _get_op_idx_split_location,
+        _make_first_chunk_prog,
+        _make_second_chunk_prog,
+    )
 
     from bench.models.tiny.convert import save_program
 

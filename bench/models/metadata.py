@@ -103,7 +103,7 @@ def _lut_bits(op, block) -> tuple[int, int] | None:
     dims = [d.constant.size for d in lut_type.tensorType.dimensions]
     # iOS16 form: flat LUT of 2**bits; iOS18 form: [..groups.., 2**bits, vector size]
     entries = dims[0] if len(dims) == 1 else dims[-2]
-    bits = int(round(np.log2(entries))) if entries > 0 else 0
+    bits = round(float(np.log2(entries))) if entries > 0 else 0
     return bits, _tensor_numel(op.outputs[0].type)
 
 

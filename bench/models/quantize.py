@@ -22,8 +22,10 @@ Quantization labels (the `quantization` column of the results):
 
 from __future__ import annotations
 
+import contextlib
+import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -131,12 +133,14 @@ def compression_config(key: str, weight_threshold: int, layer_bits: dict[str, in
 
 def compress_program(prog, key: str, weight_threshold: int, layer_bits: dict[str, int] | None = None):
     """Apply coremltools.optimize's compression pass for `key` to the MIL program `prog` in place."""
-    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
     from coremltools.converters.mil.mil.passes.graph_pass import PassOption
+    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
 
     config = compression_config(key, weight_threshold, layer_bits)
     pass_name = "compression::linear_quantize_weights" if key == "int8" else "compression::palettize_weights"
     graph_pass = PASS_REGISTRY[pass_name]
     graph_pass.set_options([PassOption("config", config), PassOption("joint_compression", False)])
-    graph_pass.apply(prog)
+    # the pass draws a per-op tqdm bar on stderr; in a build of twenty models that is only noise
+    with contextlib.redirect_stderr(io.StringIO()):
+        graph_pass.apply(prog)
     return prog

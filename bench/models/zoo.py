@@ -27,7 +27,6 @@ from bench.models.tiny.build import (
     QUANT_KEYS,
     SetBuilder,
     build_variants,
-    generated_ids,
     parse_id,
     read_variant_marker,
     variant_is_valid,
@@ -215,7 +214,7 @@ def _resolve_generated(variant: Variant, build_tiny: bool) -> ModelSet:
                 f"generated variant {variant.id} is not built (or incomplete) under {folder}; "
                 f"run `bench models build-tiny {variant.id}`"
             )
-        build_variants([variant.id], deep=False)
+        build_variants([variant.id], deep=False, jobs=1)  # in-process: callers may hold threads
     marker = read_variant_marker(folder)
     return ModelSet(
         id=variant.id,
@@ -238,7 +237,12 @@ def _check(stage: str, path: Path) -> None:
 
 def resolve_folder(folder: Path) -> ModelSet:
     """A `ModelSet` for a local folder in Apple's layout; errors name the folder and what is wrong."""
-    from bench.models.metadata import infer_attention, infer_quantization, infer_resolution, read_model_info
+    from bench.models.metadata import (
+        infer_attention,
+        infer_quantization,
+        infer_resolution,
+        read_model_info,
+    )
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():

@@ -7,7 +7,13 @@ import json
 import pytest
 
 from bench.errors import RecipeError
-from bench.models.recipe import Recipe, const_names_for, load_recipe, recipe_from_json, tiny_recipe_bits
+from bench.models.recipe import (
+    Recipe,
+    const_names_for,
+    load_recipe,
+    recipe_from_json,
+    tiny_recipe_bits,
+)
 
 APPLE_LIKE = {
     "model_version": "stabilityai/stable-diffusion-xl-base-1.0",

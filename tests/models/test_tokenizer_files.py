@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
-from bench.models.tiny.tokenizer import END_TOKEN, START_TOKEN, bytes_to_unicode, vocabulary, write_tokenizer_files
+from bench.models.tiny.tokenizer import (
+    END_TOKEN,
+    START_TOKEN,
+    bytes_to_unicode,
+    vocabulary,
+    write_tokenizer_files,
+)
 
 
 def test_layout_matches_clip(tmp_path):

@@ -36,8 +36,8 @@ resnet per down level.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from bench.models.tiny.build import (
     DEFAULT_TINY_IDS,

@@ -24,9 +24,9 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from bench.errors import ModelNotFoundError
 from bench.models import layout
@@ -184,7 +184,7 @@ class SetBuilder:
     def stage_units(self, gid: GeneratedId) -> dict[str, tuple[str, str]]:
         """stage -> (unit name, file name inside the unit) of a variant."""
         p = gid.precision
-        pkg = lambda stage: layout.package_name(self.version, stage)  # noqa: E731
+        pkg = lambda stage: layout.package_name(self.version, stage)
         unet_unit = f"unet-{gid.attention_key}-{gid.quant}" + ("-chunked" if gid.chunked else "")
         stages = {
             "text_encoder": (f"text_encoder-{p}", pkg("text_encoder")),
@@ -233,7 +233,7 @@ class SetBuilder:
         elif name.startswith(("text_encoder_2-", "text_encoder-")):
             stage, precision = name.rsplit("-", 1)
             parts.write_text_encoder(self, folder, stage, precision)
-        elif name.startswith("vae_decoder-") or name.startswith("vae_encoder-"):
+        elif name.startswith(("vae_decoder-", "vae_encoder-")):
             stage, precision = name.rsplit("-", 1)
             parts.write_vae(self, folder, stage, precision)
         elif name.startswith("refiner-"):
@@ -387,5 +387,5 @@ def _run_units(builder: SetBuilder, units: list[str], out_dir: Path | None, jobs
 
 def _largest_first(units: list[str]) -> list[str]:
     """Schedule UNet units (the long ones) first so the two workers finish together."""
-    weight = lambda u: 0 if u.startswith("unet-") else 1 if u.startswith("refiner-") else 2  # noqa: E731
+    weight = lambda u: 0 if u.startswith("unet-") else 1 if u.startswith("refiner-") else 2
     return sorted(units, key=weight)

@@ -80,15 +80,15 @@ def conv2d(ctx: Ctx, x, path: str, cin: int, cout: int, kernel: int = 1, stride:
     """`nn.Conv2d` (1x1 convs are Apple's projections in the (B, C, 1, S) layout)."""
     padding = kernel // 2 if padding is None else padding
     weight = ctx.params.weight(f"{path}.weight", (cout, cin, kernel, kernel), cin * kernel * kernel, gain)
-    kwargs = dict(
-        x=x,
-        weight=_param(ctx, weight, path, "weight"),
-        strides=[stride, stride],
-        pad_type="custom" if padding else "valid",
-        pad=[padding] * 4,
-        dilations=[1, 1],
-        groups=1,
-    )
+    kwargs = {
+        "x": x,
+        "weight": _param(ctx, weight, path, "weight"),
+        "strides": [stride, stride],
+        "pad_type": "custom" if padding else "valid",
+        "pad": [padding] * 4,
+        "dilations": [1, 1],
+        "groups": 1,
+    }
     if bias:
         kwargs["bias"] = _param(ctx, ctx.params.bias(f"{path}.bias", (cout,)), path, "bias")
     if name:
@@ -100,7 +100,7 @@ def linear(ctx: Ctx, x, path: str, cin: int, cout: int, bias: bool = True, gain:
            name: str | None = None):
     """`nn.Linear` as the torch frontend emits it (a `linear` op, weight (out, in))."""
     weight = ctx.params.weight(f"{path}.weight", (cout, cin), cin, gain)
-    kwargs = dict(x=x, weight=_param(ctx, weight, path, "weight"))
+    kwargs = {"x": x, "weight": _param(ctx, weight, path, "weight")}
     if bias:
         kwargs["bias"] = _param(ctx, ctx.params.bias(f"{path}.bias", (cout,)), path, "bias")
     if name:

@@ -9,9 +9,9 @@ from pathlib import Path
 import coremltools as ct
 
 from bench.models import layout
+from bench.models import recipe as recipes
 from bench.models.metadata import ATTENTION_KEY, QUANTIZATION_KEY
 from bench.models.quantize import COMPRESSIONS, QUANTIZATIONS, compress_program
-from bench.models import recipe as recipes
 from bench.models.recipe import Recipe, const_names_for, load_recipe, tiny_recipe_bits
 from bench.models.tiny.convert import save_program
 from bench.models.tiny.layers import Ctx

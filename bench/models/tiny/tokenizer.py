@@ -9,6 +9,7 @@ same on every build. `!` (text_encoder_2's padding token) is one of the byte sym
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def _learned_merges(count: int) -> list[tuple[str, str]]:
     while len(merges) < count:
         pairs: dict[tuple[str, str], int] = {}
         for symbols, n in words.items():
-            for pair in zip(symbols, symbols[1:]):
+            for pair in itertools.pairwise(symbols):
                 pairs[pair] = pairs.get(pair, 0) + n
         if not pairs:
             break

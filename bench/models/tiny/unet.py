@@ -20,7 +20,6 @@ Inputs: `sample` (B, 4, h, w), `timestep` (B,), `encoder_hidden_states` (B, cros
 
 from __future__ import annotations
 
-import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 

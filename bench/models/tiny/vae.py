@@ -12,13 +12,12 @@ stride-2 convolutions.
 
 from __future__ import annotations
 
-import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from bench.models.tiny import layers
-from bench.models.tiny.spec import LATENT_CHANNELS, VAESpec
 from bench.models.tiny.layers import Ctx
+from bench.models.tiny.spec import LATENT_CHANNELS, VAESpec
 
 
 def _resnet(p: Ctx, x, path: str, cin: int, cout: int, groups: int):
