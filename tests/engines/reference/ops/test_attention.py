@@ -77,3 +77,18 @@ def test_sdpa_masks(run, rng):
     additive = rng.standard_normal((1, 1, 5, 5)).astype(F32)
     out = run("scaled_dot_product_attention", query=q, key=k, value=v, attn_mask=additive)
     np.testing.assert_allclose(out, ref_sdpa(q, k, v, additive), rtol=1e-5, atol=1e-5)
+
+
+def test_sdpa_broadcast_batch_and_long_queries(run, rng):
+    # more query rows than one tile, and key / value shared across the batch by broadcasting
+    q = rng.standard_normal((2, 3, 600, 8)).astype(F32)
+    k = rng.standard_normal((1, 3, 40, 8)).astype(F32)
+    v = rng.standard_normal((1, 3, 40, 5)).astype(F32)
+    mask = rng.random((600, 40)) > 0.2
+    mask[:, 0] = True  # no fully masked row
+    out = run("scaled_dot_product_attention", query=q, key=k, value=v, attn_mask=mask)
+    kb, vb = np.broadcast_to(k, (2, 3, 40, 8)), np.broadcast_to(v, (2, 3, 40, 5))
+    np.testing.assert_allclose(out, ref_sdpa(q, kb, vb, mask), rtol=1e-5, atol=1e-5)
+    keep = q.copy()
+    run("scaled_dot_product_attention", query=q, key=k, value=v)
+    np.testing.assert_array_equal(q, keep)
