@@ -7,10 +7,13 @@ the real one (model zoo + engine + SDXL pipeline); tests plug in fakes through t
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -244,6 +247,15 @@ def save_png(image: np.ndarray, path: Path) -> None:
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(path)
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Swallow library chatter on stdout/stderr (progress bars, version warnings)."""
+    sink = io.StringIO()
+    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def prepare_models(cases: Any, status: Callable[[str], None] = lambda text: None) -> dict[str, dict[str, Any]]:
     """Make every model the cases need present before any case runs; describe them for the manifest.
 
@@ -265,7 +277,8 @@ def prepare_models(cases: Any, status: Callable[[str], None] = lambda text: None
     for model in [*wanted, *baselines]:
         if not zoo.is_present(model):
             status(f"preparing model {model} (generated on first use)")
-        model_set = zoo.resolve(model, build_tiny=True)
+        with _quiet():  # coremltools' progress bars and warnings while generating; errors still raise
+            model_set = zoo.resolve(model, build_tiny=True)
         status(f"hashing model files of {model}")
         info[model] = {
             "id": model_set.id,

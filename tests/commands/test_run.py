@@ -173,3 +173,46 @@ def test_skipped_coreml_cases_are_recorded_with_reason(workdir: Path, capsys: py
     assert set(frame["status"]) == {"skipped"} and len(frame) == 2
     assert set(frame["compute_unit"]) == {"CPU_AND_NE", "ALL"} and set(frame["engine"]) == {"coreml"}
     assert all("reference_fallback = false" in e for e in frame["error"])
+
+
+def test_default_suite_is_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)  # no suites/ here: the checkout's suites are used
+    assert main(["run", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "smoke" in out and "tiny-split-einsum-pal4" in out and "tiny-original-fp16" in out
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_smoke_case_end_to_end_on_a_tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The real thing: zoo, reference engine, SDXL pipeline, in a worker, through the CLI."""
+    from bench.models.testing import tiny_models_dir
+
+    monkeypatch.setenv("BENCH_MODELS_DIR", str(tiny_models_dir()))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--suite", "smoke", "-k", "pal4", "--repeats", "1", "--no-progress"]) == 0, capsys.readouterr()
+    (run_dir,) = (tmp_path / "results").iterdir()
+    frame = load_results(run_dir)
+    assert set(frame["status"]) == {"ok"}
+    assert set(frame["model"]) == {"tiny-split-einsum-pal4"}
+    assert set(frame["engine"]) == {"reference"} and set(frame["compute_unit"]) == {"REFERENCE"}
+    assert set(frame["attention"]) == {"SPLIT_EINSUM"} and set(frame["batch"]) == {2}
+    latency = frame[frame["metric"] == "latency"]
+    stages = set(latency["stage"].astype(str))
+    assert {"load/unet", "first_predict/unet", "tokenize", "text_encoder", "text_encoder_2", "diffusion", "unet",
+            "scheduler", "vae_decoder", "end_to_end"} <= stages
+    measured = latency[latency["phase"] == "measured"]
+    assert sorted(measured[measured["stage"] == "unet"]["step"].tolist()) == [0, 1]
+    e2e = measured[measured["stage"] == "end_to_end"]["value"].iloc[0]
+    parts = measured[measured["stage"].isin(["text_encoder", "text_encoder_2", "diffusion", "vae_decoder"])]["value"].sum()
+    assert parts <= e2e  # the stages sit inside end_to_end
+    psnr = frame[frame["metric"] == "psnr"]
+    assert len(psnr) == 1 and psnr["unit"].iloc[0] == "dB" and 0 < psnr["value"].iloc[0] < 100
+    assert (frame[frame["metric"] == "iter_per_s"]["value"] > 0).all()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["models"]["tiny-split-einsum-pal4"]["sha256"]["unet"]
+    assert manifest["models"]["tiny-split-einsum-pal4"]["quality_baseline"] == "tiny-split-einsum-fp16"
+    assert (run_dir / "images").is_dir() and len(list((run_dir / "images").iterdir())) == 1
