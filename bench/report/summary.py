@@ -173,9 +173,12 @@ def render_summary(summary: "pd.DataFrame", console: "Console", title: str = "Su
             medians.add_row(str(index), *[_milliseconds(record[f"{stage}_s"]) for stage in stages])
         console.print(medians)
 
+    problems: dict[tuple[str, str], list[str]] = {}  # (status, error) -> case numbers; said once
     for index, record in enumerate(records, 1):
         if record["status"] != "ok" and _present(record["error"]):
-            console.print(f"  #{index} {record['status']}: {escape(str(record['error']))}")
+            problems.setdefault((str(record["status"]), str(record["error"])), []).append(f"#{index}")
+    for (status, error), numbers in problems.items():
+        console.print(f"  {', '.join(numbers)} {status}: {escape(error)}")
 
 
 def _distinct_labels(labels: list[str]) -> tuple[list[str], str]:
