@@ -273,10 +273,17 @@ def prepare_models(cases: Any, status: Callable[[str], None] = lambda text: None
             baseline = zoo.quality_baseline(case.model)
             if baseline and baseline not in wanted and baseline not in baselines:
                 baselines.append(baseline)
+    def generated(model: str) -> bool:
+        try:
+            return zoo.get_variant(model).generated
+        except BenchError:
+            return False  # a local folder: resolve() checks it
+
+    # Downloads and folders first: an absent one stops the run before anything is generated.
     info: dict[str, dict[str, Any]] = {}
-    for model in [*wanted, *baselines]:
-        if not zoo.is_present(model):
-            status(f"preparing model {model} (generated on first use)")
+    for model in sorted([*wanted, *baselines], key=generated):
+        if generated(model) and not zoo.is_present(model):
+            status(f"generating model {model} (first use)")
         with _quiet():  # coremltools' progress bars and warnings while generating; errors still raise
             model_set = zoo.resolve(model, build_tiny=True)
         status(f"hashing model files of {model}")

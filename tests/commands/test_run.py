@@ -216,3 +216,18 @@ def test_smoke_case_end_to_end_on_a_tiny_model(tmp_path: Path, monkeypatch: pyte
     assert manifest["models"]["tiny-split-einsum-pal4"]["sha256"]["unet"]
     assert manifest["models"]["tiny-split-einsum-pal4"]["quality_baseline"] == "tiny-split-einsum-fp16"
     assert (run_dir / "images").is_dir() and len(list((run_dir / "images").iterdir())) == 1
+
+
+def test_absent_real_model_names_the_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("BENCH_MODELS_DIR", str(tmp_path / "empty-models"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "real.toml").write_text(
+        '[defaults]\nengine = "reference"\n[matrix]\nmodel = ["tiny-split-einsum-pal4", "sdxl-base-macos"]\n'
+    )
+    assert main(["run", "-s", "real", "--no-progress"]) == 2
+    error = _one_line_error(capsys)
+    assert "sdxl-base-macos" in error and "bench models fetch sdxl-base-macos" in error
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "empty-models" / "tiny").exists()  # nothing was generated before the refusal
