@@ -27,6 +27,8 @@ pytest.importorskip("diffusers")
 from mlprogram_stats import MATRIX_OPS, program_stats
 from unet_bench_models import BenchUNet, blas_threads, convert_float32
 
+from bench.models.quality import psnr
+
 pytestmark = pytest.mark.torch
 
 #: Issue target: one UNet call on the reference engine takes at most this many times torch eager.
@@ -86,13 +88,6 @@ def _seconds(fn) -> float:
     return time.perf_counter() - started
 
 
-def _psnr(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """PSNR as apple/ml-stable-diffusion's `compute_psnr` (peak taken from the reference)."""
-    ref = reference.astype(np.float64)
-    rms = np.sqrt(np.mean((ref - candidate.astype(np.float64)) ** 2))
-    return float(20 * np.log10((np.abs(ref).max() + 1e-5) / (rms + 1e-10)))
-
-
 def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
     from bench.engines import reference
 
@@ -115,8 +110,8 @@ def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
         model.predict, args=(inputs,), setup=time_torch_between_rounds, rounds=ROUNDS, warmup_rounds=1
     )
     expected = torch_call().numpy()
-    quality = _psnr(expected, outputs["noise_pred"])
-    assert quality >= 60.0, f"{config.name}: engine output PSNR {quality:.1f} dB against torch (need >= 60)"
+    quality = psnr(outputs["noise_pred"], expected)  # apple/ml-stable-diffusion's compute_psnr
+    assert np.isfinite(outputs["noise_pred"]).all() and quality >= 60.0, f"{config.name}: engine output PSNR {quality:.1f} dB against torch (need >= 60)"
 
     benchmark.extra_info.update(
         {

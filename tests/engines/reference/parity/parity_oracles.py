@@ -9,7 +9,6 @@ torch is only the independent oracle here; nothing in `bench` imports it.
 from __future__ import annotations
 
 import hashlib
-import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -28,22 +27,21 @@ FP32_MIN_PSNR = 60.0
 
 
 def psnr(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB, as Apple's conversion check computes it.
+    """PSNR in dB of the engine's output against torch's, as Apple's conversion check computes it.
 
-    apple/ml-stable-diffusion `torch2coreml.compute_psnr`: 20 * log10((peak + 1e-5) / (rms + 1e-10)),
-    rms = sqrt(mean((a - b)^2)). Apple takes the peak from its second argument (the Core ML output);
-    we take it from the torch reference so the engine's own output cannot raise its score.
-    Hand-written because `bench.models.quality.psnr` may not exist yet.
+    apple/ml-stable-diffusion `python_coreml_stable_diffusion/torch2coreml.py` `compute_psnr`:
+    20 * log10((peak + 1e-5) / (rms + 1e-10)), rms = sqrt(mean((a - b)^2)); `bench.models.quality.psnr`
+    implements it with the peak taken from the reference (torch) side. A nan or inf anywhere in the
+    output scores -inf here, where the formula alone would give nan and compare as not-below the bar.
     """
-    ref = np.asarray(reference, dtype=np.float64)
-    out = np.asarray(candidate, dtype=np.float64)
-    if ref.shape != out.shape:
-        raise AssertionError(f"shape mismatch: torch {ref.shape} vs engine {out.shape}")
+    from bench.models.quality import psnr as apple_psnr
+
+    out = np.asarray(candidate)
+    if out.shape != np.shape(reference):
+        raise AssertionError(f"shape mismatch: torch {np.shape(reference)} vs engine {out.shape}")
     if not np.all(np.isfinite(out)):
         return float("-inf")
-    rms = math.sqrt(float(np.mean((ref - out) ** 2)))
-    peak = float(np.max(np.abs(ref)))
-    return 20.0 * math.log10((peak + 1e-5) / (rms + 1e-10))
+    return apple_psnr(out, reference)
 
 
 def randomize_norm_affine(module: nn.Module, generator: torch.Generator, spread: float = 0.2) -> None:
