@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -96,8 +97,8 @@ def test_conv(benchmark, x_shape, c_out, k, stride):
     w = (rng.standard_normal((c_out, x_shape[1], k, k)) * 0.05).astype(F32)
     b = rng.standard_normal(c_out).astype(F32)
     pad = k // 2
-    inputs = dict(x=x, weight=w, bias=b, strides=np.array([stride, stride], I32), pad_type="custom",
-                  pad=np.array([pad] * 4, I32))
+    inputs = {"x": x, "weight": w, "bias": b, "strides": np.array([stride, stride], I32), "pad_type": "custom",
+                  "pad": np.array([pad] * 4, I32)}
     xt, wt, bt = (torch.from_numpy(a) for a in (x, w, b))
     run_benchmark(benchmark, "conv", inputs, lambda: torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=pad))
 
@@ -109,7 +110,7 @@ def test_linear(benchmark, rows, d_in, d_out):
     w = (rng.standard_normal((d_out, d_in)) * 0.05).astype(F32)
     b = rng.standard_normal(d_out).astype(F32)
     xt, wt, bt = (torch.from_numpy(a) for a in (x, w, b))
-    run_benchmark(benchmark, "linear", dict(x=x, weight=w, bias=b), lambda: torch.nn.functional.linear(xt, wt, bt))
+    run_benchmark(benchmark, "linear", {"x": x, "weight": w, "bias": b}, lambda: torch.nn.functional.linear(xt, wt, bt))
 
 
 def test_attention_matmul(benchmark):
@@ -117,7 +118,7 @@ def test_attention_matmul(benchmark):
     q = rng.standard_normal((2, 8, 1024, 40)).astype(F32)
     k = rng.standard_normal((2, 8, 1024, 40)).astype(F32)
     qt, kt = torch.from_numpy(q), torch.from_numpy(k)
-    inputs = dict(x=q, y=k, transpose_y=np.bool_(True))
+    inputs = {"x": q, "y": k, "transpose_y": np.bool_(True)}
     run_benchmark(benchmark, "matmul", inputs, lambda: qt @ kt.transpose(-1, -2), atol=1e-3)
 
 
@@ -127,7 +128,7 @@ def test_split_einsum_scores(benchmark):
     q = rng.standard_normal((2, 64, 1, 1024)).astype(F32)
     k = rng.standard_normal((2, 1024, 1, 64)).astype(F32)
     qt, kt = torch.from_numpy(q), torch.from_numpy(k)
-    inputs = dict(values=[q, k], equation="bchq,bkhc->bkhq")
+    inputs = {"values": [q, k], "equation": "bchq,bkhc->bkhq"}
     run_benchmark(benchmark, "einsum", inputs, lambda: torch.einsum("bchq,bkhc->bkhq", qt, kt), atol=1e-3)
 
 
@@ -135,7 +136,7 @@ def test_sdpa(benchmark):
     rng = np.random.default_rng(4)
     q, k, v = (rng.standard_normal((2, 2, 1024, 32)).astype(F32) for _ in range(3))
     qt, kt, vt = (torch.from_numpy(a) for a in (q, k, v))
-    run_benchmark(benchmark, "scaled_dot_product_attention", dict(query=q, key=k, value=v),
+    run_benchmark(benchmark, "scaled_dot_product_attention", {"query": q, "key": k, "value": v},
                   lambda: torch.nn.functional.scaled_dot_product_attention(qt, kt, vt))
 
 
@@ -144,7 +145,7 @@ def test_sdpa(benchmark):
 def test_softmax(benchmark, shape, axis):
     x = (np.random.default_rng(5).standard_normal(shape) * 3).astype(F32)
     xt = torch.from_numpy(x)
-    run_benchmark(benchmark, "softmax", dict(x=x, axis=np.int32(axis)), lambda: torch.softmax(xt, axis), atol=1e-6)
+    run_benchmark(benchmark, "softmax", {"x": x, "axis": np.int32(axis)}, lambda: torch.softmax(xt, axis), atol=1e-6)
 
 
 @pytest.mark.parametrize("op_type", ["gelu", "silu", "sigmoid"])
@@ -152,7 +153,7 @@ def test_activation(benchmark, op_type):
     x = (np.random.default_rng(6).standard_normal((2, 256, 1024)) * 3).astype(F32)
     xt = torch.from_numpy(x)
     fn = {"gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu, "sigmoid": torch.sigmoid}[op_type]
-    run_benchmark(benchmark, op_type, dict(x=x), lambda: fn(xt), atol=2e-6)
+    run_benchmark(benchmark, op_type, {"x": x}, lambda: fn(xt), atol=2e-6)
 
 
 @pytest.mark.parametrize("shape, axes", [((2, 1024, 128), [-1]), ((2, 128, 1, 1024), [1])], ids=["tokens-last", "apple-channels"])
@@ -161,14 +162,14 @@ def test_layer_norm(benchmark, shape, axes):
     x = rng.standard_normal(shape).astype(F32)
     c = shape[axes[0]]
     gamma, beta = rng.standard_normal(c).astype(F32), rng.standard_normal(c).astype(F32)
-    inputs = dict(x=x, axes=np.array(axes, I32), gamma=gamma, beta=beta, epsilon=np.float32(1e-5))
+    inputs = {"x": x, "axes": np.array(axes, I32), "gamma": gamma, "beta": beta, "epsilon": np.float32(1e-5)}
     if axes == [-1]:
         xt, gt, bt = (torch.from_numpy(a) for a in (x, gamma, beta))
-        reference = lambda: torch.nn.functional.layer_norm(xt, (c,), gt, bt)  # noqa: E731
+        reference = lambda: torch.nn.functional.layer_norm(xt, (c,), gt, bt)
     else:
         xt = torch.from_numpy(x).permute(0, 2, 3, 1)
         gt, bt = torch.from_numpy(gamma), torch.from_numpy(beta)
-        reference = lambda: torch.nn.functional.layer_norm(xt, (c,), gt, bt).permute(0, 3, 1, 2)  # noqa: E731
+        reference = lambda: torch.nn.functional.layer_norm(xt, (c,), gt, bt).permute(0, 3, 1, 2)
     run_benchmark(benchmark, "layer_norm", inputs, reference)
 
 
@@ -179,7 +180,7 @@ def test_lut_decompression_at_load(benchmark):
     lut = rng.standard_normal((80, 1, 1, 1, 16, 1)).astype(F32)
     kernel = get_kernel("constexpr_lut_to_dense").fn
     op = _op("constexpr_lut_to_dense")
-    out = benchmark.pedantic(kernel, args=(op,), kwargs=dict(indices=indices, lut=lut), rounds=3, warmup_rounds=1)
+    out = benchmark.pedantic(kernel, args=(op,), kwargs={"indices": indices, "lut": lut}, rounds=3, warmup_rounds=1)
     group = np.arange(1280) // 16
     np.testing.assert_array_equal(out[:, 7, 1, 2], lut[group, 0, 0, 0, indices[:, 7, 1, 2], 0])
     assert out.dtype == F32 and out.shape == indices.shape

@@ -14,6 +14,12 @@ from bench.engines.reference.ops import (  # noqa: F401  (importing a family mod
     resample,
     shape,
 )
-from bench.engines.reference.ops.registry import FAMILIES, Kernel, get_kernel, register, registered_kernels
+from bench.engines.reference.ops.registry import (
+    FAMILIES,
+    Kernel,
+    get_kernel,
+    register,
+    registered_kernels,
+)
 
 __all__ = ["FAMILIES", "Kernel", "get_kernel", "register", "registered_kernels"]

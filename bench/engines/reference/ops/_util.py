@@ -7,8 +7,9 @@ helpers turn them into Python values once so each kernel reads like its MIL defi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,12 +9,19 @@ are the biggest tensors in a UNet call) are cut into slabs of rows for the kerne
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from bench.engines.reference.graph import Operation
-from bench.engines.reference.ops._util import CHUNK, F32, as_int, norm_axis, parallel_for
+from bench.engines.reference.ops._util import (
+    CHUNK,
+    F32,
+    as_int,
+    norm_axis,
+    parallel_for,
+)
 from bench.engines.reference.ops.linear import blasable
 from bench.engines.reference.ops.registry import register
 from bench.errors import OpExecutionError

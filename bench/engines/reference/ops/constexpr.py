@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 
 from bench.engines.reference.graph import Operation
-from bench.engines.reference.ops._util import F32, as_int, as_ints, as_str, norm_axis, unsupported
+from bench.engines.reference.ops._util import (
+    F32,
+    as_int,
+    as_ints,
+    as_str,
+    norm_axis,
+    unsupported,
+)
 from bench.engines.reference.ops.registry import register
 from bench.errors import ModelFormatError
 
@@ -77,7 +84,7 @@ def unpack_bits(packed: np.ndarray, nbits: int, count: int) -> np.ndarray:
 
 
 def _nbits(entries: int) -> int:
-    nbits = int(round(math.log2(entries))) if entries > 0 else -1
+    nbits = round(math.log2(entries)) if entries > 0 else -1
     if entries <= 0 or 2**nbits != entries or nbits > 8:
         raise ModelFormatError(f"a LUT needs 2^n entries (n <= 8), got {entries}")
     return nbits

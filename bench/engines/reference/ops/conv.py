@@ -22,12 +22,20 @@ the shifted method pays for, so it loses when C_out > C_in).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from bench.engines.reference.graph import Operation
-from bench.engines.reference.ops._util import F32, as_bool, as_int, as_ints, as_str, unsupported
+from bench.engines.reference.ops._util import (
+    F32,
+    as_bool,
+    as_int,
+    as_ints,
+    as_str,
+    unsupported,
+)
 from bench.engines.reference.ops.registry import register
 from bench.errors import OpExecutionError
 

@@ -9,7 +9,8 @@ to reshape / reduce_mean / sub / square / sqrt / real_div.)
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -8,12 +8,22 @@ in float32 with pairwise summation).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from bench.engines.reference.graph import MIL_DTYPES, Operation
-from bench.engines.reference.ops._util import F32, as_bool, as_int, as_str, f32, norm_axes, norm_axis, unsupported
+from bench.engines.reference.ops._util import (
+    F32,
+    as_bool,
+    as_int,
+    as_str,
+    f32,
+    norm_axes,
+    norm_axis,
+    unsupported,
+)
 from bench.engines.reference.ops.registry import register
 
 FAMILY = "reduction"

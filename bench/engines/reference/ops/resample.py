@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 
 from bench.engines.reference.graph import Operation
-from bench.engines.reference.ops._util import F32, as_bool, as_float, as_int, as_str, size_flops, unsupported
+from bench.engines.reference.ops._util import (
+    F32,
+    as_bool,
+    as_float,
+    as_int,
+    as_str,
+    size_flops,
+    unsupported,
+)
 from bench.engines.reference.ops.registry import register
 from bench.errors import OpExecutionError
 

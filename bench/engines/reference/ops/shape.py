@@ -9,7 +9,8 @@ into its inputs, so a view is safe and saves a copy.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -433,6 +433,7 @@ def test_real_vector_palettized_program(tmp_path, vector_axis):
     """iOS18 vector palettization written by coremltools' serializer (sub-byte uint2 indices in weight.bin)."""
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.mil import types
+
     from bench.engines.reference.proto_loader import read_mlpackage
 
     rng = np.random.default_rng(11)

@@ -76,8 +76,8 @@ def test_conv_matches_direct_sum(run, rng, x_shape, w_shape, strides, dilations,
     x = rng.standard_normal(x_shape).astype(F32)
     w = rng.standard_normal(w_shape).astype(F32)
     b = rng.standard_normal(w_shape[0]).astype(F32) if with_bias else None
-    kwargs = dict(x=x, weight=w, strides=np.array(strides, I32), dilations=np.array(dilations, I32),
-                  groups=np.int32(groups), pad_type=pad_type)
+    kwargs = {"x": x, "weight": w, "strides": np.array(strides, I32), "dilations": np.array(dilations, I32),
+                  "groups": np.int32(groups), "pad_type": pad_type}
     if pad is not None:
         kwargs["pad"] = np.array(pad, I32)
     if b is not None:
@@ -163,8 +163,8 @@ def test_conv_transpose_valid_custom_same(run, rng, x_shape, w_shape, strides, d
     x = rng.standard_normal(x_shape).astype(F32)
     w = rng.standard_normal(w_shape).astype(F32)
     b = rng.standard_normal(w_shape[1] * groups).astype(F32)
-    common = dict(x=x, weight=w, bias=b, strides=np.array(strides, I32), dilations=np.array(dilations, I32),
-                  groups=np.int32(groups))
+    common = {"x": x, "weight": w, "bias": b, "strides": np.array(strides, I32), "dilations": np.array(dilations, I32),
+                  "groups": np.int32(groups)}
     full = ref_conv_transpose(x.astype(np.float64), w.astype(np.float64), b, strides, dilations, groups)
     out = run("conv_transpose", **common)
     assert out.dtype == F32
@@ -204,7 +204,7 @@ def ref_pool(x, k, s, pads, reducer, fill):
 
 def test_pools(run, rng):
     x = rng.standard_normal((2, 3, 7, 6)).astype(F32)
-    common = dict(x=x, kernel_sizes=np.array([3, 2], I32), strides=np.array([2, 2], I32))
+    common = {"x": x, "kernel_sizes": np.array([3, 2], I32), "strides": np.array([2, 2], I32)}
     flat = lambda r: (lambda p: r(p.reshape(p.shape[0], p.shape[1], -1), axis=-1))
     np.testing.assert_allclose(
         run("max_pool", pad_type="valid", **common), ref_pool(x, (3, 2), (2, 2), [(0, 0), (0, 0)], flat(np.max), 0), rtol=1e-6
