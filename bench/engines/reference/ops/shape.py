@@ -94,7 +94,10 @@ def flatten2d(op: Operation, x: np.ndarray, axis: Any = 1) -> np.ndarray:
 def transpose(op: Operation, x: np.ndarray, perm: Any) -> np.ndarray:
     """MIL transpose (iOS15, iOS17): permute axes; output axis i is input axis perm[i] (negatives allowed)."""
     x = np.asarray(x)
-    return np.transpose(x, norm_axes(perm, x.ndim, "perm"))
+    order = as_ints(perm)
+    if min(order, default=0) < 0:
+        order = norm_axes(order, x.ndim, "perm")
+    return x.transpose(order)
 
 
 @register("expand_dims", family=FAMILY)
@@ -102,8 +105,14 @@ def expand_dims(op: Operation, x: np.ndarray, axes: Any) -> np.ndarray:
     """MIL expand_dims (iOS15, iOS17): insert size-1 dims; axes index the output (rank + len(axes)),
     negatives counted from its end."""
     x = np.asarray(x)
-    out_rank = x.ndim + len(as_ints(axes))
-    return np.expand_dims(x, norm_axes(axes, out_rank))
+    new = as_ints(axes)
+    out_rank = x.ndim + len(new)
+    inserted = {a + out_rank if a < 0 else a for a in new}
+    if len(inserted) != len(new) or not all(0 <= a < out_rank for a in inserted):
+        raise OpExecutionError(f"expand_dims axes {list(new)} are invalid for a rank-{x.ndim} input")
+    dims = iter(x.shape)
+    # a reshape (a view) is several times cheaper than np.expand_dims' axis bookkeeping
+    return x.reshape([1 if i in inserted else next(dims) for i in range(out_rank)])
 
 
 @register("squeeze", family=FAMILY)
