@@ -19,6 +19,7 @@ from bench.errors import ResultsError, SuiteError
 from bench.measure.environment import capture_environment, power_state, row_columns
 from bench.runner import CaseOutcome, NullProgress, ProgressListener, Runner
 from bench.store import (
+    CASE_STAGE,
     MANIFEST_FILE,
     RESULTS_FILE,
     SCHEMA_VERSION,
@@ -26,6 +27,7 @@ from bench.store import (
     drop_incomplete_cases,
     new_run_id,
     prepare_output_dir,
+    read_rows,
     utc_timestamp,
     write_json_atomic,
 )
@@ -207,9 +209,12 @@ def execute(
         session.manifest["interrupted"] = True
         raise
     finally:
+        # From the file, not the outcomes: right after an interrupt and across resumes too.
         counts: dict[str, int] = {}
-        for outcome in outcomes:
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        if session.results_path.exists():
+            for row in read_rows(session.results_path):
+                if row.get("stage") == CASE_STAGE:
+                    counts[row["status"]] = counts.get(row["status"], 0) + 1
         session.manifest["status_counts"] = counts
         session.manifest["finished"] = utc_timestamp()
         session.manifest["power"]["end"] = power_state()
