@@ -27,7 +27,7 @@ def test_brief_lists_every_shipped_suite(capsys: pytest.CaptureFixture[str]) -> 
 def test_list_shows_expanded_cases(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "smoke"]) == 0
     out = capsys.readouterr().out
-    assert "tiny-split-einsum-mbp-chunked" in out and "tiny-original-fp16" in out
+    assert "tiny-split-einsum-mbp" in out and "tiny-original-fp16" in out and "tiny-split-einsum-v2-fp16" in out
 
 
 def test_list_filter(capsys: pytest.CaptureFixture[str]) -> None:
