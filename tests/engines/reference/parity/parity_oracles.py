@@ -30,8 +30,9 @@ def psnr(reference: np.ndarray, candidate: np.ndarray) -> float:
     """PSNR in dB of the engine's output against torch's, as Apple's conversion check computes it.
 
     apple/ml-stable-diffusion `python_coreml_stable_diffusion/torch2coreml.py` `compute_psnr`:
-    20 * log10((peak + 1e-5) / (rms + 1e-10)), rms = sqrt(mean((a - b)^2)); `bench.models.quality.psnr`
-    implements it with the peak taken from the reference (torch) side. A nan or inf anywhere in the
+    20 * log10((peak + 1e-5) / (rms + 1e-10)), rms = sqrt(mean((a - b)^2)). Apple takes the peak from its second
+    argument (the Core ML output); `bench.models.quality.psnr` takes it from the reference (torch)
+    side, so the engine's own output cannot raise its score. A nan or inf anywhere in the
     output scores -inf here, where the formula alone would give nan and compare as not-below the bar.
     """
     from bench.models.quality import psnr as apple_psnr
