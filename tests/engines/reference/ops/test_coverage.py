@@ -37,7 +37,8 @@ def test_op_has_a_documented_kernel(op_type):
 
 
 def test_every_kernel_is_documented_and_compute_heavy_ones_estimate_flops():
-    kernels = registered_kernels()
+    # Other test modules register stand-in kernels of their own; judge only the shipped ones.
+    kernels = {t: k for t, k in registered_kernels().items() if k.fn.__module__.startswith("bench.engines.reference.ops")}
     for op_type, kernel in kernels.items():
         assert kernel.doc.startswith("MIL "), op_type
     for op_type in ("conv", "conv_transpose", "linear", "matmul", "einsum", "scaled_dot_product_attention", "softmax",
