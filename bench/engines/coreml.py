@@ -145,7 +145,7 @@ class CoreMLEngine:
 
     def describe(self, path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """A model's input and output specs without loading it (works on any OS)."""
-        from bench.pipeline.model_io import (
+        from bench.engines.model_io import (
             read_model_io,  # metadata.json / protobuf reader
         )
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.engines.base import Model, TensorSpec
 from bench.errors import PipelineError
-from bench.pipeline.model_io import ModelIO
+from bench.engines.model_io import ModelIO
 from bench.pipeline.parts import conform
 
 #: Inputs every SDXL UNet takes; `time_ids` and `text_embeds` are SDXL's added conditioning.

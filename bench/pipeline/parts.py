@@ -18,7 +18,7 @@ from bench.engines.base import Engine, Model
 from bench.errors import PipelineError
 from bench.measure.recorder import Recorder
 from bench.models.variant import ModelSet
-from bench.pipeline.model_io import ModelIO, read_model_io
+from bench.engines.model_io import ModelIO, read_model_io
 
 #: Every model part the pipeline can run, in pipeline order.
 MODEL_PARTS: tuple[str, ...] = (

@@ -53,7 +53,7 @@ from bench.pipeline.latents import (
     make_rng,
     sample_posterior,
 )
-from bench.pipeline.model_io import ModelIO
+from bench.engines.model_io import ModelIO
 from bench.pipeline.parts import MODEL_PARTS, ModelSlots, conform, denoiser_parts
 from bench.pipeline.request import GenerationRequest
 from bench.pipeline.schedulers import BaseScheduler, make_scheduler

@@ -3,7 +3,7 @@
 The pipeline checks a request against the models' interfaces (latent sizes, conditioning widths)
 before it runs anything, also under `reduce_memory` where nothing is loaded yet. A `.mlmodelc`
 folder describes its interface in `metadata.json` (Core ML's compiler writes it, and so does the
-reference engine's writer); an `.mlpackage` in its protobuf spec, which coremltools reads on any OS.
+reference engine's writer); an `.mlpackage` in its protobuf spec.
 """
 
 from __future__ import annotations
@@ -93,15 +93,11 @@ def _from_metadata(path: Path) -> ModelIO:
 
 
 def _from_package(path: Path) -> ModelIO:
-    # coremltools reads the protobuf spec on any OS; imported here because it is slow to import.
-    from coremltools.models.utils import load_spec
-    from coremltools.proto import FeatureTypes_pb2
+    # Read with the reference engine's protobuf reader: `import coremltools` costs seconds (it
+    # imports torch when installed), and every benchmark worker pays it again.
+    from bench.engines.reference.proto_loader import read_spec
 
-    try:
-        spec = load_spec(str(path))
-    except Exception as error:  # noqa: BLE001 - coremltools raises plain Exceptions for bad packages
-        raise ModelFormatError(f"{path}: cannot read the model spec ({error})") from None
-    data_type_name = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name
+    spec = read_spec(path)
 
     def specs(features) -> dict[str, TensorSpec]:
         result = {}
@@ -109,9 +105,11 @@ def _from_package(path: Path) -> ModelIO:
             if feature.type.WhichOneof("Type") != "multiArrayType":
                 raise ModelFormatError(f"{path}: feature {feature.name!r} is not a multi-array")
             array = feature.type.multiArrayType
-            dtype = _PROTO_DTYPES.get(data_type_name(array.dataType))
+            type_enum = array.DESCRIPTOR.fields_by_name["dataType"].enum_type
+            type_name = type_enum.values_by_number[array.dataType].name if array.dataType in type_enum.values_by_number else str(array.dataType)
+            dtype = _PROTO_DTYPES.get(type_name)
             if dtype is None:
-                raise ModelFormatError(f"{path}: feature {feature.name!r} has unsupported type {array.dataType}")
+                raise ModelFormatError(f"{path}: feature {feature.name!r} has unsupported type {type_name}")
             result[feature.name] = TensorSpec(feature.name, tuple(int(d) for d in array.shape), np.dtype(dtype))
         return result
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.errors import ModelFormatError
-from bench.pipeline.model_io import read_model_io
+from bench.engines.model_io import read_model_io
 
 
 def _metadata(path, inputs, outputs):
