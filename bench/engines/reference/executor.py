@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
 
 import bench.engines.reference.ops  # noqa: F401  (importing registers every kernel)
 from bench.engines.reference.graph import Binding, Function, Operation, Ref, TensorType
@@ -366,6 +367,8 @@ class CompiledFunction:
         env: list[Any] = [None] * self.slot_count
         for value, slot in self.input_slots:
             env[slot] = feeds.pop(value.name) if consume else feeds[value.name]
+        # Memory bounds, not the arrays: holding the inputs would defeat freeing them after their last reader.
+        fed = [byte_bounds(env[slot]) for _, slot in self.input_slots if isinstance(env[slot], np.ndarray)]
         report = NumericsReport(self.model_path, self.precision) if self.check_numerics else None
         self.last_numerics = report
         if timings is None:
@@ -400,9 +403,16 @@ class CompiledFunction:
                 results[name] = np.array(self._output_constants[name], copy=True)
             else:
                 value = env[slot]
-                # An output that is a function input must not alias the caller's array.
-                results[name] = value.copy() if any(v.name == name for v, _ in self.input_slots) else value
+                # An output must not alias the caller's array: an input itself, or a view of one
+                # (reshape, transpose, slices return views).
+                results[name] = value.copy() if _overlaps(value, fed) else value
         return results
+
+
+def _overlaps(array: np.ndarray, bounds: list[tuple[int, int]]) -> bool:
+    """True where `array`'s memory overlaps any of the (low, high) byte bounds."""
+    low, high = byte_bounds(array)
+    return any(low < other_high and other_low < high for other_low, other_high in bounds)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

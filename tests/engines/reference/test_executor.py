@@ -198,3 +198,17 @@ def test_constants_are_read_only_and_outputs_never_alias_them():
     first["v"][0] = 42  # the caller may write into what predict returned...
     first["w"][1] = 42
     assert identity.predict({})["v"].tolist() == [0, 1, 2]  # ...the model's weights are unchanged
+
+
+def test_outputs_never_alias_the_callers_inputs():
+    # reshape and transpose return views; an output computed that way must still be the model's own array.
+    ops = [
+        const("shape", np.array([3, 2], np.int32)),
+        op("reshape", "flat", [("y", t("fp32", 3, 2))], x="x", shape="shape"),
+    ]
+    model = ReferenceModel(PATH, program([("x", t("fp32", 2, 3))], ops, ["y"]))
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    y = model.predict({"x": x})["y"]
+    y[0, 0] = 42
+    assert x[0, 0] == 0
+    assert y.tolist() == [[42, 1], [2, 3], [4, 5]]
