@@ -153,6 +153,33 @@ def test_cwd_suites_come_first(tmp_path: Path) -> None:
     assert available_suites(cwd=tmp_path)["smoke"] == tmp_path / "suites" / "smoke.toml"
 
 
+def test_shipped_suites_are_found_from_any_folder(tmp_path: Path) -> None:
+    found = available_suites(cwd=tmp_path)
+    assert sorted(found) == sorted(p.stem for p in REPO_SUITES.glob("*.toml"))
+    for name, path in found.items():
+        assert path.read_bytes() == (REPO_SUITES / f"{name}.toml").read_bytes()
+
+
+@pytest.mark.slow
+def test_built_wheel_carries_the_suites(tmp_path: Path) -> None:
+    """A non-editable install has no checkout to fall back on: the wheel must hold suites/."""
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = REPO_SUITES.parent
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(repo)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for suite in REPO_SUITES.glob("*.toml"):
+        assert f"bench/builtin_suites/{suite.name}" in names
+    assert "bench/published/published_numbers.csv" in names
+
+
 # --------------------------------------------------------------------------- planning
 
 

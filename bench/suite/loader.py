@@ -51,11 +51,15 @@ class Suite:
 
 
 def suite_dirs(cwd: Path | None = None) -> list[Path]:
-    """Where suite names are looked up: ./suites, then the checkout the package lives in."""
+    """Where suite names are looked up: ./suites, then the suites shipped with the package.
+
+    `bench/builtin_suites` is a symlink to the checkout's suites/ folder, so an editable
+    install reads the checkout and a built wheel carries a copy of the files.
+    """
     import bench
 
     cwd = Path.cwd() if cwd is None else cwd
-    candidates = [cwd / "suites", Path(bench.__file__).resolve().parent.parent / "suites"]
+    candidates = [cwd / "suites", Path(bench.__file__).resolve().parent / "builtin_suites"]
     unique: list[Path] = []
     for candidate in candidates:
         if candidate.is_dir() and candidate.resolve() not in [u.resolve() for u in unique]:
