@@ -53,6 +53,15 @@ class SchedulerConfig(dict):
 TIMESTEP_SPACINGS: tuple[str, ...] = ("linspace", "leading", "trailing")
 BETA_SCHEDULES: tuple[str, ...] = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
+#: The training noise schedule keys every scheduler has, with diffusers' defaults.
+NOISE_SCHEDULE_DEFAULTS: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.0001,
+    "beta_end": 0.02,
+    "beta_schedule": "linear",
+    "trained_betas": None,
+}
+
 
 class BaseScheduler:
     """Configuration handling and the training noise schedule; subclasses add the sampler."""
@@ -109,6 +118,56 @@ class BaseScheduler:
         if num_inference_steps < 1:
             raise PipelineError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         return int(num_inference_steps)
+
+
+class IndexedScheduler(BaseScheduler):
+    """Schedulers that keep a step index into `timesteps` (Euler and DPM-Solver, as in diffusers).
+
+    The index is found from the first timestep seen, or set up front with `set_begin_index` when
+    stepping starts mid-schedule (img2img, the refiner).
+    """
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self._step_index: int | None = None
+        self._begin_index: int | None = None
+
+    @property
+    def step_index(self) -> int | None:
+        return self._step_index
+
+    @property
+    def begin_index(self) -> int | None:
+        return self._begin_index
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """Start stepping at this index of `timesteps` (img2img and the refiner start mid-schedule)."""
+        self._begin_index = begin_index
+
+    def index_for_timestep(self, timestep: float, schedule_timesteps: np.ndarray | None = None) -> int:
+        raise NotImplementedError
+
+    def _reset_index(self) -> None:
+        self._step_index = None
+        self._begin_index = None
+
+    def _init_step_index(self, timestep: float) -> None:
+        if self._step_index is None:
+            self._step_index = self.index_for_timestep(timestep) if self._begin_index is None else self._begin_index
+
+    def _start_step(self, timestep: float) -> int:
+        """Check `set_timesteps` ran and return the index of the step about to be taken."""
+        self._require_timesteps()
+        self._init_step_index(timestep)
+        assert self._step_index is not None
+        return self._step_index
+
+    def _noise_indices(self, timesteps: np.ndarray) -> list[int]:
+        """Schedule indices `add_noise` uses: each timestep's own, or the current / begin index."""
+        if self._begin_index is None:
+            return [self.index_for_timestep(t) for t in timesteps]
+        index = self._step_index if self._step_index is not None else self._begin_index
+        return [index] * len(timesteps)
 
 
 def training_betas(config: Mapping[str, Any]) -> np.ndarray:

@@ -13,8 +13,9 @@ import numpy as np
 
 from bench.pipeline.schedulers.base import (
     BETA_SCHEDULES,
+    NOISE_SCHEDULE_DEFAULTS,
     TIMESTEP_SPACINGS,
-    BaseScheduler,
+    IndexedScheduler,
     SchedulerConfigError,
     SchedulerOutput,
     broadcast_to_sample,
@@ -23,16 +24,12 @@ from bench.pipeline.schedulers.base import (
 )
 
 
-class DPMSolverMultistepScheduler(BaseScheduler):
+class DPMSolverMultistepScheduler(IndexedScheduler):
     """diffusers' `DPMSolverMultistepScheduler` for the deterministic algorithms (dpmsolver++, dpmsolver)."""
 
     name: ClassVar[str] = "dpmpp"
     defaults: ClassVar[dict[str, Any]] = {
-        "num_train_timesteps": 1000,
-        "beta_start": 0.0001,
-        "beta_end": 0.02,
-        "beta_schedule": "linear",
-        "trained_betas": None,
+        **NOISE_SCHEDULE_DEFAULTS,
         "solver_order": 2,
         "prediction_type": "epsilon",
         "thresholding": False,
@@ -91,20 +88,6 @@ class DPMSolverMultistepScheduler(BaseScheduler):
         self.init_noise_sigma = 1.0
         self.model_outputs: list[np.ndarray | None] = [None] * self.config.solver_order
         self.lower_order_nums = 0
-        self._step_index: int | None = None
-        self._begin_index: int | None = None
-
-    @property
-    def step_index(self) -> int | None:
-        return self._step_index
-
-    @property
-    def begin_index(self) -> int | None:
-        return self._begin_index
-
-    def set_begin_index(self, begin_index: int = 0) -> None:
-        """Start stepping at this index of `timesteps` (img2img and the refiner start mid-schedule)."""
-        self._begin_index = begin_index
 
     def set_timesteps(self, num_inference_steps: int) -> None:
         """Choose integer timesteps and their sigmas; reset the multistep history."""
@@ -141,8 +124,7 @@ class DPMSolverMultistepScheduler(BaseScheduler):
         self.num_inference_steps = len(self.timesteps)
         self.model_outputs = [None] * self.config.solver_order
         self.lower_order_nums = 0
-        self._step_index = None
-        self._begin_index = None
+        self._reset_index()
 
     def scale_model_input(self, sample: np.ndarray, timestep: float | None = None) -> np.ndarray:
         """DPM-Solver takes the sample as is."""
@@ -155,9 +137,6 @@ class DPMSolverMultistepScheduler(BaseScheduler):
         if len(candidates) == 0:
             return len(self.timesteps) - 1
         return int(candidates[1] if len(candidates) > 1 else candidates[0])
-
-    def _init_step_index(self, timestep: float) -> None:
-        self._step_index = self.index_for_timestep(timestep) if self._begin_index is None else self._begin_index
 
     @staticmethod
     def _alpha_sigma(sigma: np.float32) -> tuple[np.float32, np.float32]:
@@ -247,16 +226,14 @@ class DPMSolverMultistepScheduler(BaseScheduler):
         generator: np.random.Generator | None = None,
     ) -> SchedulerOutput:
         """One multistep update; lower orders at the start and (for short schedules) at the end."""
-        self._require_timesteps()
-        if self._step_index is None:
-            self._init_step_index(timestep)
+        index = self._start_step(timestep)
         n = len(self.timesteps)
-        lower_order_final = self._step_index == n - 1 and (
+        lower_order_final = index == n - 1 and (
             self.config.euler_at_final
             or (self.config.lower_order_final and n < 15)
             or self.config.final_sigmas_type == "zero"
         )
-        lower_order_second = self._step_index == n - 2 and self.config.lower_order_final and n < 15
+        lower_order_second = index == n - 2 and self.config.lower_order_final and n < 15
         converted = self.convert_model_output(model_output, sample)
         self.model_outputs = self.model_outputs[1:] + [converted]
         sample = sample.astype(np.float32)
@@ -275,13 +252,7 @@ class DPMSolverMultistepScheduler(BaseScheduler):
 
     def add_noise(self, original_samples: np.ndarray, noise: np.ndarray, timesteps: np.ndarray) -> np.ndarray:
         """alpha_t * x0 + sigma_t * noise at the given timesteps (or at the begin index when set)."""
-        timesteps = np.atleast_1d(np.asarray(timesteps))
-        if self._begin_index is None:
-            indices = [self.index_for_timestep(t) for t in timesteps]
-        elif self._step_index is not None:
-            indices = [self._step_index] * len(timesteps)
-        else:
-            indices = [self._begin_index] * len(timesteps)
+        indices = self._noise_indices(np.atleast_1d(np.asarray(timesteps)))
         sigma = broadcast_to_sample(self.sigmas[indices].astype(original_samples.dtype), original_samples)
         alpha_t, sigma_t = self._alpha_sigma(sigma)
         return alpha_t * original_samples + sigma_t * noise

@@ -9,8 +9,9 @@ import numpy as np
 from bench.errors import PipelineError
 from bench.pipeline.schedulers.base import (
     BETA_SCHEDULES,
+    NOISE_SCHEDULE_DEFAULTS,
     TIMESTEP_SPACINGS,
-    BaseScheduler,
+    IndexedScheduler,
     SchedulerOutput,
     broadcast_to_sample,
     karras_sigmas,
@@ -19,7 +20,7 @@ from bench.pipeline.schedulers.base import (
 )
 
 
-class SigmaScheduler(BaseScheduler):
+class SigmaScheduler(IndexedScheduler):
     """Schedulers that step in sigma space (x = x0 + sigma * noise): the Euler family."""
 
     def __init__(self, **config: Any) -> None:
@@ -27,8 +28,6 @@ class SigmaScheduler(BaseScheduler):
         self.sigmas = np.concatenate([self._train_sigmas()[::-1], [0.0]]).astype(np.float32)
         self.timesteps = np.linspace(0, self.config.num_train_timesteps - 1, self.config.num_train_timesteps)[::-1]
         self.timesteps = self.timesteps.astype(np.float32)
-        self._step_index: int | None = None
-        self._begin_index: int | None = None
 
     def _train_sigmas(self) -> np.ndarray:
         return (((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5).astype(np.float32)
@@ -41,18 +40,6 @@ class SigmaScheduler(BaseScheduler):
             return max_sigma
         return (max_sigma**2 + 1) ** 0.5
 
-    @property
-    def step_index(self) -> int | None:
-        return self._step_index
-
-    @property
-    def begin_index(self) -> int | None:
-        return self._begin_index
-
-    def set_begin_index(self, begin_index: int = 0) -> None:
-        """Start stepping at this index of `timesteps` (img2img and the refiner start mid-schedule)."""
-        self._begin_index = begin_index
-
     def index_for_timestep(self, timestep: float, schedule_timesteps: np.ndarray | None = None) -> int:
         """Index of `timestep` in the schedule; the second match when it occurs twice (as diffusers)."""
         schedule = self.timesteps if schedule_timesteps is None else schedule_timesteps
@@ -61,31 +48,17 @@ class SigmaScheduler(BaseScheduler):
             raise PipelineError(f"{type(self).__name__}: timestep {timestep} is not in the schedule")
         return int(indices[1] if len(indices) > 1 else indices[0])
 
-    def _init_step_index(self, timestep: float) -> None:
-        self._step_index = self.index_for_timestep(timestep) if self._begin_index is None else self._begin_index
-
     def scale_model_input(self, sample: np.ndarray, timestep: float) -> np.ndarray:
         """Divide by sqrt(sigma^2 + 1) so the UNet sees unit-variance input."""
-        if self._step_index is None:
-            self._init_step_index(timestep)
+        self._init_step_index(timestep)
         sigma = self.sigmas[self._step_index]
         return sample / ((sigma**2 + 1) ** 0.5)
 
     def add_noise(self, original_samples: np.ndarray, noise: np.ndarray, timesteps: np.ndarray) -> np.ndarray:
         """x0 + sigma(t) * noise, with sigma taken at the begin index when one is set."""
-        timesteps = np.atleast_1d(np.asarray(timesteps))
-        if self._begin_index is None:
-            indices = [self.index_for_timestep(t) for t in timesteps]
-        elif self._step_index is not None:
-            indices = [self._step_index] * len(timesteps)
-        else:
-            indices = [self._begin_index] * len(timesteps)
+        indices = self._noise_indices(np.atleast_1d(np.asarray(timesteps)))
         sigma = broadcast_to_sample(self.sigmas[indices].astype(original_samples.dtype), original_samples)
         return original_samples + noise * sigma
-
-    def _reset(self) -> None:
-        self._step_index = None
-        self._begin_index = None
 
     def _pred_original(self, model_output: np.ndarray, sample: np.ndarray, sigma: np.float32,
                        sigma_hat: np.float32) -> np.ndarray:
@@ -104,11 +77,7 @@ class EulerDiscreteScheduler(SigmaScheduler):
 
     name: ClassVar[str] = "euler"
     defaults: ClassVar[dict[str, Any]] = {
-        "num_train_timesteps": 1000,
-        "beta_start": 0.0001,
-        "beta_end": 0.02,
-        "beta_schedule": "linear",
-        "trained_betas": None,
+        **NOISE_SCHEDULE_DEFAULTS,
         "prediction_type": "epsilon",
         "interpolation_type": "linear",
         "use_karras_sigmas": False,
@@ -155,7 +124,7 @@ class EulerDiscreteScheduler(SigmaScheduler):
             last = 0.0
         self.sigmas = np.concatenate([sigmas, [last]]).astype(np.float32)
         self.timesteps = np.asarray(timesteps).astype(np.float32)
-        self._reset()
+        self._reset_index()
 
     def step(
         self,
@@ -166,14 +135,12 @@ class EulerDiscreteScheduler(SigmaScheduler):
         generator: np.random.Generator | None = None,
     ) -> SchedulerOutput:
         """One Euler step from sigma(t) to the next sigma."""
-        self._require_timesteps()
-        if self._step_index is None:
-            self._init_step_index(timestep)
+        index = self._start_step(timestep)
         sample = sample.astype(np.float32)
-        sigma = self.sigmas[self._step_index]
+        sigma = self.sigmas[index]
         pred_original = self._pred_original(model_output, sample, sigma, sigma)
         derivative = (sample - pred_original) / sigma
-        dt = self.sigmas[self._step_index + 1] - sigma
+        dt = self.sigmas[index + 1] - sigma
         prev_sample = (sample + derivative * dt).astype(model_output.dtype)
         self._step_index += 1
         return SchedulerOutput(prev_sample, pred_original)

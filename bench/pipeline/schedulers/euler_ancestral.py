@@ -8,6 +8,7 @@ import numpy as np
 
 from bench.pipeline.schedulers.base import (
     BETA_SCHEDULES,
+    NOISE_SCHEDULE_DEFAULTS,
     TIMESTEP_SPACINGS,
     SchedulerOutput,
     spaced_timesteps,
@@ -21,11 +22,7 @@ class EulerAncestralDiscreteScheduler(SigmaScheduler):
 
     name: ClassVar[str] = "euler_a"
     defaults: ClassVar[dict[str, Any]] = {
-        "num_train_timesteps": 1000,
-        "beta_start": 0.0001,
-        "beta_end": 0.02,
-        "beta_schedule": "linear",
-        "trained_betas": None,
+        **NOISE_SCHEDULE_DEFAULTS,
         "prediction_type": "epsilon",
         "timestep_spacing": "linspace",
         "steps_offset": 0,
@@ -46,7 +43,7 @@ class EulerAncestralDiscreteScheduler(SigmaScheduler):
         sigmas = np.interp(timesteps, np.arange(0, len(train_sigmas)), train_sigmas)
         self.sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
         self.timesteps = timesteps.astype(np.float32)
-        self._reset()
+        self._reset_index()
 
     def step(
         self,
@@ -58,13 +55,11 @@ class EulerAncestralDiscreteScheduler(SigmaScheduler):
         noise: np.ndarray | None = None,
     ) -> SchedulerOutput:
         """One ancestral step; `noise` (standard normal, sample-shaped) overrides the generator."""
-        self._require_timesteps()
-        if self._step_index is None:
-            self._init_step_index(timestep)
-        sigma = self.sigmas[self._step_index]
+        index = self._start_step(timestep)
+        sigma = self.sigmas[index]
         sample = sample.astype(np.float32)
         pred_original = self._pred_original(model_output, sample, sigma, sigma)
-        sigma_from, sigma_to = sigma, self.sigmas[self._step_index + 1]
+        sigma_from, sigma_to = sigma, self.sigmas[index + 1]
         sigma_up = (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5
         sigma_down = (sigma_to**2 - sigma_up**2) ** 0.5
         derivative = (sample - pred_original) / sigma

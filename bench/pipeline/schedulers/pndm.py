@@ -13,6 +13,7 @@ import numpy as np
 
 from bench.pipeline.schedulers.base import (
     BETA_SCHEDULES,
+    NOISE_SCHEDULE_DEFAULTS,
     TIMESTEP_SPACINGS,
     BaseScheduler,
     SchedulerOutput,
@@ -25,11 +26,7 @@ class PNDMScheduler(BaseScheduler):
 
     name: ClassVar[str] = "pndm"
     defaults: ClassVar[dict[str, Any]] = {
-        "num_train_timesteps": 1000,
-        "beta_start": 0.0001,
-        "beta_end": 0.02,
-        "beta_schedule": "linear",
-        "trained_betas": None,
+        **NOISE_SCHEDULE_DEFAULTS,
         "skip_prk_steps": False,
         "set_alpha_to_one": False,
         "prediction_type": "epsilon",
