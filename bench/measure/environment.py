@@ -100,11 +100,16 @@ def thermal_state() -> dict[str, Any]:
 def low_power_mode() -> dict[str, Any]:
     """Low Power Mode on macOS (`pmset -g`); the ACPI platform profile on Linux where readable."""
     if platform.system() == "Darwin":
-        text = _run(["pmset", "-g"])
-        match = re.search(r"lowpowermode\s+(\d)", text or "")
-        if not match:
-            return {"available": False, "reason": "pmset -g does not report lowpowermode on this Mac"}
-        return {"available": True, "enabled": match.group(1) == "1", "source": "pmset -g"}
+        text = _run(["pmset", "-g"]) or ""
+        match = re.search(r"^\s*lowpowermode\s+(\d)", text, re.MULTILINE)
+        if match:
+            return {"available": True, "enabled": match.group(1) == "1", "source": "pmset -g"}
+        # Macs with a High Power Mode report one `powermode` setting instead: 0 automatic, 1 low, 2 high.
+        match = re.search(r"^\s*powermode\s+(\d)", text, re.MULTILINE)
+        if match:
+            mode = {"0": "automatic", "1": "low", "2": "high"}.get(match.group(1), match.group(1))
+            return {"available": True, "enabled": mode == "low", "power_mode": mode, "source": "pmset -g"}
+        return {"available": False, "reason": "pmset -g reports neither lowpowermode nor powermode on this Mac"}
     profile = _read("/sys/firmware/acpi/platform_profile")
     if profile:
         return {"available": True, "platform_profile": profile, "source": "/sys/firmware/acpi/platform_profile"}
