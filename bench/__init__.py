@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def load_results(path: Any) -> "pd.DataFrame":
+def load_results(path: Any) -> pd.DataFrame:
     """Load results CSVs (a run folder, a file, a glob, or a results/ tree) as a typed DataFrame."""
     from bench.store import load_results as _load
 

@@ -18,9 +18,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from bench.case_exec import DEFAULT_EXECUTOR
 from bench.store import CASE_STAGE, RESULTS_FILE, ResultsWriter, completed_case_ids, utc_timestamp
@@ -158,7 +159,7 @@ def run_worker(
             log.close()  # type: ignore[union-attr]
         return WorkerResult("error", f"cannot start worker: {error}", [], None, 0.0, None)
     os.close(write_fd)
-    events: "queue.Queue[Any]" = queue.Queue()
+    events: queue.Queue[Any] = queue.Queue()
     reader = threading.Thread(target=_read_events, args=(read_fd, events), daemon=True)
     reader.start()
 
@@ -240,7 +241,7 @@ def run_worker(
     return WorkerResult(status, message, rows, meta, time.perf_counter() - started, returncode)
 
 
-def _read_events(fd: int, events: "queue.Queue[Any]") -> None:
+def _read_events(fd: int, events: queue.Queue[Any]) -> None:
     with os.fdopen(fd, "rb") as stream:
         for line in stream:
             try:

@@ -9,9 +9,10 @@ import hashlib
 import importlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.case_exec import DEFAULT_EXECUTOR
 from bench.engines import coreml_runs_here

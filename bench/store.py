@@ -16,9 +16,10 @@ import math
 import os
 import secrets
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import ResultsError
 
@@ -291,7 +292,7 @@ def find_results_files(path: Any) -> list[Path]:
     return files
 
 
-def load_results(path: Any) -> "pd.DataFrame":
+def load_results(path: Any) -> pd.DataFrame:
     """Load one or many results.csv files as one typed DataFrame.
 
     `path` may be a results.csv, a run folder, a tree of run folders (`results/`), a glob
@@ -308,7 +309,7 @@ def load_results(path: Any) -> "pd.DataFrame":
     return _apply_dtypes(frame)
 
 
-def _read_one(file: Path) -> "pd.DataFrame":
+def _read_one(file: Path) -> pd.DataFrame:
     import pandas as pd
 
     try:
@@ -329,7 +330,7 @@ def _read_one(file: Path) -> "pd.DataFrame":
     return frame[list(COLUMNS)]
 
 
-def _apply_dtypes(frame: "pd.DataFrame") -> "pd.DataFrame":
+def _apply_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     out = pd.DataFrame(index=frame.index)

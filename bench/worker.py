@@ -18,9 +18,10 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from bench.case_exec import (
     DEFAULT_EXECUTOR,

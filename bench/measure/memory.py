@@ -15,7 +15,7 @@ import platform
 import resource
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 
@@ -133,7 +133,7 @@ class MemorySampler:
         self._started_at = 0.0
 
     # -- lifecycle
-    def start(self) -> "MemorySampler":
+    def start(self) -> MemorySampler:
         if self._thread is None:
             self._running = True
             self._started_at = time.perf_counter()
@@ -148,7 +148,7 @@ class MemorySampler:
             self._thread = None
             self.wall_seconds += time.perf_counter() - self._started_at
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -8,9 +8,10 @@ DESIGN.md lists (`load/<part>`, `first_predict/<part>`, `tokenize`, `text_encode
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 
 @runtime_checkable

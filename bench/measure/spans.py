@@ -8,7 +8,8 @@ and repeat. It satisfies `bench.measure.recorder.Recorder`.
 from __future__ import annotations
 
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from bench.measure.memory import MemorySampler, PeakCell
 
@@ -30,7 +31,7 @@ class SpanMeasurement(NamedTuple):
 class _Span:
     __slots__ = ("_recorder", "_stage", "_step", "_cell", "_start")
 
-    def __init__(self, recorder: "MeasuringRecorder", stage: str, step: int | None) -> None:
+    def __init__(self, recorder: MeasuringRecorder, stage: str, step: int | None) -> None:
         self._recorder = recorder
         self._stage = stage
         self._step = step

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from bench.engines.base import Model, TensorSpec
-from bench.errors import PipelineError
 from bench.engines.model_io import ModelIO
+from bench.errors import PipelineError
 from bench.pipeline.parts import conform
 
 #: Inputs every SDXL UNet takes; `time_ids` and `text_embeds` are SDXL's added conditioning.

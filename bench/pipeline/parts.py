@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.engines.base import Engine, Model
+from bench.engines.model_io import ModelIO, read_model_io
 from bench.errors import PipelineError
 from bench.measure.recorder import Recorder
 from bench.models.variant import ModelSet
-from bench.engines.model_io import ModelIO, read_model_io
 
 #: Every model part the pipeline can run, in pipeline order.
 MODEL_PARTS: tuple[str, ...] = (

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.engines.base import Engine, Model, TensorSpec
+from bench.engines.model_io import ModelIO
 from bench.errors import PipelineError
 from bench.measure.recorder import NullRecorder, Recorder
 from bench.models.variant import ModelSet
@@ -53,7 +54,6 @@ from bench.pipeline.latents import (
     make_rng,
     sample_posterior,
 )
-from bench.engines.model_io import ModelIO
 from bench.pipeline.parts import MODEL_PARTS, ModelSlots, conform, denoiser_parts
 from bench.pipeline.request import GenerationRequest
 from bench.pipeline.schedulers import BaseScheduler, make_scheduler

@@ -6,7 +6,8 @@ On a terminal this is a rich Progress display; elsewhere (CI logs) one line per 
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape

@@ -19,13 +19,13 @@ if TYPE_CHECKING:
 PUBLISHED_CSV = Path(__file__).resolve().parent.parent / "published" / "published_numbers.csv"
 
 
-def load_published(path: Path = PUBLISHED_CSV) -> "pd.DataFrame":
+def load_published(path: Path = PUBLISHED_CSV) -> pd.DataFrame:
     import pandas as pd
 
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def published_sdxl(resolution: int, attention: str, compute_unit: str, published: "pd.DataFrame | None" = None) -> "pd.DataFrame":
+def published_sdxl(resolution: int, attention: str, compute_unit: str, published: pd.DataFrame | None = None) -> pd.DataFrame:
     """Devices with Apple's published end-to-end seconds and iter/s for this configuration."""
     import pandas as pd
 
@@ -52,7 +52,7 @@ def published_sdxl(resolution: int, attention: str, compute_unit: str, published
     return pd.DataFrame(list(records.values()))
 
 
-def render_published_comparison(summary: "pd.DataFrame", console: "Console") -> None:
+def render_published_comparison(summary: pd.DataFrame, console: Console) -> None:
     """For each measured SDXL configuration Apple published, one table: this machine, then theirs."""
     from rich import box
     from rich.markup import escape

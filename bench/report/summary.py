@@ -30,13 +30,13 @@ STAGE_COLUMNS: dict[str, str] = {
 }
 
 
-def step_times(measured_latency: "pd.DataFrame") -> "pd.Series":
+def step_times(measured_latency: pd.DataFrame) -> pd.Series:
     """Seconds per (case, repeat, step): the sum of that step's unet/refiner/scheduler spans."""
     steps = measured_latency[measured_latency["stage"].isin(STEP_STAGES) & measured_latency["step"].notna()]
     return steps.groupby(["case_id", "repeat", "step"], observed=True)["value"].sum()
 
 
-def case_summary(results: "pd.DataFrame") -> "pd.DataFrame":
+def case_summary(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, case) in first-seen order with medians, iter/s, cold load, peaks, status."""
     import pandas as pd
 
@@ -115,7 +115,7 @@ def _status_text(status: str) -> str:
     return f"[{colour}]{status}[/{colour}]"
 
 
-def render_summary(summary: "pd.DataFrame", console: "Console", title: str = "Summary") -> None:
+def render_summary(summary: pd.DataFrame, console: Console, title: str = "Summary") -> None:
     """Two rich tables: per case (status, end-to-end median, iter/s, cold load, peak memory) and
     per-stage medians; a line per failed case with its error."""
     from rich import box

@@ -79,7 +79,7 @@ class Case:
         The worker replaces it with the model's (1 for `unet_batch_one` models, called twice)."""
         return 2
 
-    def with_(self, **changes: Any) -> "Case":
+    def with_(self, **changes: Any) -> Case:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,7 +90,7 @@ class Case:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Case":
+    def from_dict(cls, data: dict[str, Any]) -> Case:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["requested_compute_units"] = tuple(values.get("requested_compute_units", ()))

@@ -6,8 +6,9 @@ and what it accepts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from bench.engines.base import COREML_COMPUTE_UNITS, REFERENCE_COMPUTE_UNIT
 from bench.pipeline.request import SCHEDULERS

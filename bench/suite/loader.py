@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 import string
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from bench.errors import SuiteError
 from bench.suite.case import Case

@@ -9,7 +9,7 @@ skipped cases with the reason, so the results say why they are missing.
 from __future__ import annotations
 
 import platform
-from typing import Sequence
+from collections.abc import Sequence
 
 from bench.engines.base import REFERENCE_COMPUTE_UNIT
 from bench.suite.case import Case

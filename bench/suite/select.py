@@ -7,8 +7,8 @@ parentheses. It is parsed by a small recursive-descent parser, never `eval`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from bench.errors import SuiteError
 from bench.suite.case import Case

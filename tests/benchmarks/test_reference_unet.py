@@ -24,10 +24,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from mlprogram_stats import MATRIX_OPS, program_stats
-from unet_bench_models import BenchUNet, blas_threads, convert_float32
+from mlprogram_stats import MATRIX_OPS, program_stats  # noqa: E402 (after the importorskip guards)
+from unet_bench_models import BenchUNet, blas_threads, convert_float32  # noqa: E402
 
-from bench.models.quality import psnr
+from bench.models.quality import psnr  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from bench.errors import ModelFormatError
 from bench.engines.model_io import read_model_io
+from bench.errors import ModelFormatError
 
 
 def _metadata(path, inputs, outputs):

@@ -98,9 +98,8 @@ def test_recorder_phases_steps_and_failed_stage() -> None:
     recorder.set_phase("measured", 2)
     with recorder.span("unet", step=3):
         time.sleep(0.001)
-    with pytest.raises(RuntimeError):
-        with recorder.span("vae_decoder"):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), recorder.span("vae_decoder"):
+        raise RuntimeError("boom")
     (record,) = recorder.drain()
     assert (record.stage, record.step, record.phase, record.repeat) == ("unet", 3, "measured", 2)
     assert record.seconds >= 0.001

@@ -16,7 +16,6 @@ Conventions:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -72,9 +71,9 @@ class Ref:
     name: str
 
 
-Literal = Union[np.ndarray, str]
-Arg = Union[Ref, Literal]
-Binding = Union[Arg, tuple[Arg, ...]]
+Literal = np.ndarray | str
+Arg = Ref | Literal
+Binding = Arg | tuple[Arg, ...]
 
 
 @dataclass

@@ -292,7 +292,7 @@ class _Parser:
 
     def argument(self, defined: set[str], literal_dtypes: dict[str, str], key: str) -> Arg:
         token = self.peek()
-        if token.kind == _NAME and not self.peek(1).text in ("(", "<"):
+        if token.kind == _NAME and self.peek(1).text not in ("(", "<"):
             self.pos += 1
             if token.text not in defined:
                 raise ModelFormatError(f"{self.source}:{token.line}: {token.text!r} is used before it is defined")
