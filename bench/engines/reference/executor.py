@@ -29,6 +29,7 @@ from bench.engines.reference.precision import (
     round_fp16,
     to_compute,
 )
+from bench.engines.reference.profile import OpProfile
 from bench.errors import (
     BenchError,
     ModelFormatError,
@@ -62,19 +63,6 @@ class Step:
     lists: list[tuple[str, list[Any], list[tuple[int, int]]]]
     outputs: list[OutputSpec]
     free: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class StepTiming:
-    """What profiling records for one executed op."""
-
-    index: int
-    op_type: str
-    op_name: str
-    family: str
-    seconds: float
-    flops: float | None
-    bytes_moved: int
 
 
 class CompiledFunction:
@@ -160,21 +148,8 @@ class CompiledFunction:
             kwargs[param] = self._constant_binding(op, param, binding)
         for key, value in op.attributes.items():  # iOS16 / iOS17 files carry the parameters here
             kwargs[key] = self._literal(value)
-        try:
-            with np.errstate(all="ignore"):
-                result = kernel.fn(op, **kwargs)
-        except BenchError as error:
-            raise type(error)(f"{self._where(op)}: {error}") from error
-        except Exception as error:
-            raise OpExecutionError(
-                f"{self._where(op)} failed while decompressing weights at load: "
-                f"{type(error).__name__}: {error} (inputs: {_describe_inputs(kwargs)})"
-            ) from error
-        outputs = result if isinstance(result, (tuple, list)) else (result,)
-        if len(outputs) != len(op.outputs):
-            raise OpExecutionError(
-                f"{self._where(op)}: kernel returned {len(outputs)} output(s), the op declares {len(op.outputs)}"
-            )
+        with np.errstate(all="ignore"):
+            outputs = self._invoke(kernel, op, kwargs, "failed while decompressing weights at load")
         for value, array in zip(op.outputs, outputs):
             array = self._finish_const(op, value.name, value.type, np.asarray(array))
             self._constants[value.name] = _frozen(array)
@@ -312,21 +287,24 @@ class CompiledFunction:
             for position, slot in positions:
                 values[position] = env[slot]
             kwargs[param] = values
+        return kwargs, self._invoke(step.kernel, step.op, kwargs, "failed")
+
+    def _invoke(self, kernel: Kernel, op: Operation, kwargs: dict[str, Any], failure: str) -> tuple[Any, ...]:
+        """Call a kernel so that any error names the op and its inputs, and check its output count."""
         try:
-            result = step.kernel.fn(step.op, **kwargs)
+            result = kernel.fn(op, **kwargs)
         except BenchError as error:
-            raise type(error)(f"{self._where(step.op)}: {error}") from error
+            raise type(error)(f"{self._where(op)}: {error}") from error
         except Exception as error:
             raise OpExecutionError(
-                f"{self._where(step.op)} failed: {type(error).__name__}: {error} "
-                f"(inputs: {_describe_inputs(kwargs)})"
+                f"{self._where(op)} {failure}: {type(error).__name__}: {error} (inputs: {_describe_inputs(kwargs)})"
             ) from error
         outputs = result if isinstance(result, (tuple, list)) else (result,)
-        if len(outputs) != len(step.outputs):
+        if len(outputs) != len(op.outputs):
             raise OpExecutionError(
-                f"{self._where(step.op)}: kernel returned {len(outputs)} output(s), the op declares {len(step.outputs)}"
+                f"{self._where(op)}: kernel returned {len(outputs)} output(s), the op declares {len(op.outputs)}"
             )
-        return kwargs, outputs
+        return outputs
 
     def _store(self, step: Step, outputs: tuple[Any, ...], env: list[Any], report: NumericsReport | None) -> None:
         for spec, value in zip(step.outputs, outputs):
@@ -342,7 +320,7 @@ class CompiledFunction:
     def run(
         self,
         feeds: dict[str, np.ndarray],
-        timings: list[StepTiming] | None = None,
+        timings: list[OpProfile] | None = None,
         clock: Callable[[], int] = time.perf_counter_ns,
         consume: bool = False,
     ) -> dict[str, np.ndarray]:
@@ -360,7 +338,7 @@ class CompiledFunction:
     def _run(
         self,
         feeds: dict[str, np.ndarray],
-        timings: list[StepTiming] | None,
+        timings: list[OpProfile] | None,
         clock: Callable[[], int],
         consume: bool,
     ) -> dict[str, np.ndarray]:
@@ -384,7 +362,7 @@ class CompiledFunction:
                 elapsed = (clock() - start) / 1e9
                 stored = tuple(env[spec.slot] for spec in step.outputs)
                 timings.append(
-                    StepTiming(
+                    OpProfile(
                         step.index,
                         step.op.type,
                         step.op.name,

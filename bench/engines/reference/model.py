@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.engines.base import TensorSpec
-from bench.engines.reference.executor import CompiledFunction, StepTiming
+from bench.engines.reference.executor import CompiledFunction
 from bench.engines.reference.graph import Function, Program, TensorType
 from bench.engines.reference.precision import (
     FLOAT_DTYPES,
@@ -21,7 +21,7 @@ from bench.engines.reference.precision import (
     to_output,
     warn_nonfinite,
 )
-from bench.engines.reference.profile import ProfileResult
+from bench.engines.reference.profile import OpProfile, ProfileResult
 from bench.errors import BenchError, InputError, ModelFormatError
 
 
@@ -135,10 +135,10 @@ class ReferenceModel:
         """Run the model `repeats` times and time every op (median per op over the repeats)."""
         if repeats < 1:
             raise BenchError(f"repeats must be at least 1, got {repeats}")
-        runs: list[list[StepTiming]] = []
+        runs: list[list[OpProfile]] = []
         walls: list[float] = []
         for _ in range(repeats):
-            timings: list[StepTiming] = []
+            timings: list[OpProfile] = []
             feeds = self._validate(inputs)
             started = time.perf_counter()
             self._compiled.run(feeds, timings, consume=True)

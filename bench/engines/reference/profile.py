@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,14 +18,12 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
-    from bench.engines.reference.executor import StepTiming
-
 BY_CHOICES: tuple[str, ...] = ("type", "op")
 
 
 @dataclass(frozen=True)
 class OpProfile:
-    """One op of the profile: median time over the repeats, FLOPs and bytes moved."""
+    """One executed op: its time (of one run, or the median over a profile's repeats), FLOPs, bytes moved."""
 
     index: int
     op_type: str
@@ -48,21 +46,10 @@ class ProfileResult:
 
     @classmethod
     def from_runs(
-        cls, model_path: Path, precision: str, runs: Sequence[Sequence[StepTiming]], walls: Sequence[float]
+        cls, model_path: Path, precision: str, runs: Sequence[Sequence[OpProfile]], walls: Sequence[float]
     ) -> ProfileResult:
         first = runs[0]
-        ops = [
-            OpProfile(
-                t.index,
-                t.op_type,
-                t.op_name,
-                t.family,
-                statistics.median(run[i].seconds for run in runs),
-                t.flops,
-                t.bytes_moved,
-            )
-            for i, t in enumerate(first)
-        ]
+        ops = [replace(t, seconds=statistics.median(run[i].seconds for run in runs)) for i, t in enumerate(first)]
         return cls(Path(model_path), precision, ops, statistics.median(walls), len(runs))
 
     @property
