@@ -147,6 +147,12 @@ class IndexedScheduler(BaseScheduler):
     def index_for_timestep(self, timestep: float, schedule_timesteps: np.ndarray | None = None) -> int:
         raise NotImplementedError
 
+    def _final_sigma(self) -> float:
+        """The sigma after the last step: 0, or the smallest training sigma (`final_sigmas_type`)."""
+        if self.config.get("final_sigmas_type", "zero") == "sigma_min":
+            return float(((1 - self.alphas_cumprod[0]) / self.alphas_cumprod[0]) ** 0.5)
+        return 0.0
+
     def _reset_index(self) -> None:
         self._step_index = None
         self._begin_index = None

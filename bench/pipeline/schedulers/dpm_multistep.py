@@ -115,11 +115,7 @@ class DPMSolverMultistepScheduler(IndexedScheduler):
                 timesteps = timesteps.round()
         else:
             sigmas = np.interp(timesteps, np.arange(0, len(train_sigmas)), train_sigmas)
-        if self.config.final_sigmas_type == "sigma_min":
-            last = float(((1 - self.alphas_cumprod[0]) / self.alphas_cumprod[0]) ** 0.5)
-        else:
-            last = 0.0
-        self.sigmas = np.concatenate([sigmas, [last]]).astype(np.float32)
+        self.sigmas = np.concatenate([sigmas, [self._final_sigma()]]).astype(np.float32)
         self.timesteps = np.asarray(timesteps).astype(np.int64)
         self.num_inference_steps = len(self.timesteps)
         self.model_outputs = [None] * self.config.solver_order

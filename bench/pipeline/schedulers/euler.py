@@ -118,11 +118,7 @@ class EulerDiscreteScheduler(SigmaScheduler):
         if self.config.use_karras_sigmas:
             sigmas = karras_sigmas(sigmas, n, self.config.sigma_min, self.config.sigma_max)
             timesteps = np.array([sigma_to_t(s, log_sigmas) for s in sigmas])
-        if self.config.final_sigmas_type == "sigma_min":
-            last = float(((1 - self.alphas_cumprod[0]) / self.alphas_cumprod[0]) ** 0.5)
-        else:
-            last = 0.0
-        self.sigmas = np.concatenate([sigmas, [last]]).astype(np.float32)
+        self.sigmas = np.concatenate([sigmas, [self._final_sigma()]]).astype(np.float32)
         self.timesteps = np.asarray(timesteps).astype(np.float32)
         self._reset_index()
 
