@@ -34,12 +34,12 @@ from bench.case_exec import (
 )
 from bench.errors import BenchError
 from bench.measure.memory import MemorySampler
+from bench.measure.recorder import STEP_STAGES
 from bench.measure.spans import MeasuringRecorder, SpanMeasurement
 from bench.store import utc_timestamp
 from bench.suite.case import Case
 
 #: Stages whose spans together make one denoising step (DESIGN.md: iter/s = 1 / median step time).
-STEP_STAGES = ("unet", "refiner", "scheduler")
 _PROGRESS_INTERVAL = 0.05  # seconds between repeated progress events for the same stage
 
 

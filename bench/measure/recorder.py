@@ -13,6 +13,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+#: Stages recorded once per denoising step (with `step=`); every other stage is recorded once.
+STEP_STAGES: tuple[str, ...] = ("unet", "refiner", "scheduler")
+
 
 @runtime_checkable
 class Recorder(Protocol):

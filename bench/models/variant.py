@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Stage keys a model set may hold (DESIGN.md "Model variant").
-STAGES: tuple[str, ...] = (
+#: The model files a model set may hold, in the order the pipeline runs them.
+MODEL_PARTS: tuple[str, ...] = (
     "text_encoder",
     "text_encoder_2",
+    "vae_encoder",
     "unet",
     "unet_chunk1",
     "unet_chunk2",
@@ -20,10 +21,10 @@ STAGES: tuple[str, ...] = (
     "refiner_chunk1",
     "refiner_chunk2",
     "vae_decoder",
-    "vae_encoder",
-    "vocab",
-    "merges",
 )
+
+#: Stage keys a model set may hold (DESIGN.md "Model variant"): the model parts and the tokenizer files.
+STAGES: tuple[str, ...] = (*MODEL_PARTS, "vocab", "merges")
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,6 @@ from bench.errors import PipelineError
 from bench.measure.recorder import Recorder
 from bench.models.variant import ModelSet
 
-#: Every model part the pipeline can run, in pipeline order.
-MODEL_PARTS: tuple[str, ...] = (
-    "text_encoder",
-    "text_encoder_2",
-    "vae_encoder",
-    "unet",
-    "unet_chunk1",
-    "unet_chunk2",
-    "refiner",
-    "refiner_chunk1",
-    "refiner_chunk2",
-    "vae_decoder",
-)
-
 
 def denoiser_parts(model_set: ModelSet, kind: str) -> tuple[str, ...]:
     """The parts of the UNet (`kind="unet"`) or refiner: the whole model, or its two chunks."""

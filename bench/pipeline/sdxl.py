@@ -34,7 +34,7 @@ from bench.engines.base import Engine, Model, TensorSpec
 from bench.engines.model_io import ModelIO
 from bench.errors import PipelineError
 from bench.measure.recorder import NullRecorder, Recorder
-from bench.models.variant import ModelSet
+from bench.models.variant import MODEL_PARTS, ModelSet
 from bench.pipeline.conditioning import (
     HIDDEN_OUTPUT,
     POOLED_OUTPUT,
@@ -54,7 +54,7 @@ from bench.pipeline.latents import (
     make_rng,
     sample_posterior,
 )
-from bench.pipeline.parts import MODEL_PARTS, ModelSlots, conform, denoiser_parts
+from bench.pipeline.parts import ModelSlots, conform, denoiser_parts
 from bench.pipeline.request import GenerationRequest
 from bench.pipeline.schedulers import BaseScheduler, make_scheduler
 from bench.pipeline.tokenizer import TEXT_ENCODER_2_PAD_TOKEN, CLIPTokenizer

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bench.measure.recorder import STEP_STAGES
+
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
-STEP_STAGES = ("unet", "refiner", "scheduler")
 #: Stages shown as their own summary column, in pipeline order, with their table headers.
 STAGE_COLUMNS: dict[str, str] = {
     "tokenize": "tokenize",
