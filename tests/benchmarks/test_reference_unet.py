@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from mlprogram_stats import MATRIX_OPS, program_stats  # noqa: E402 (after the importorskip guards)
-from unet_bench_models import BenchUNet, blas_threads, convert_float32  # noqa: E402
+from torch_oracles import UNetConfig, convert, trace  # noqa: E402
 
 from bench.models.quality import psnr  # noqa: E402
 
@@ -37,29 +37,43 @@ MAX_RATIO_TO_TORCH = 2.0
 MAX_MEMORY_FACTOR = 3.0
 ROUNDS = 5
 
+
+
+def bench_unet(name: str, block_out_channels: tuple[int, int], heads: tuple[int, int], width: int) -> UNetConfig:
+    """A stock diffusers SDXL-architecture UNet (text_time add-embedding, linear projections) at a
+    32x32 latent, two resnets per level and (1, 2) transformer layers, as SDXL's own blocks have."""
+    return UNetConfig(
+        name,
+        block_out_channels=block_out_channels,
+        attention_head_dim=heads,
+        cross_attention_dim=width,
+        text_embeds_dim=width,
+        layers_per_block=2,
+        transformer_layers_per_block=(1, 2),
+        norm_num_groups=32,
+        addition_time_embed_dim=32,
+        latent=32,
+    )
+
+
 UNETS = [
-    pytest.param(BenchUNet("unet-64-128", (64, 128), heads=(1, 2), cross_attention_dim=128), id="unet-64-128"),
-    pytest.param(
-        BenchUNet(
-            "unet-128-256", (128, 256), heads=(2, 4), cross_attention_dim=256, text_embeds_dim=256, timed_only=True
-        ),
-        id="unet-128-256",
-        marks=pytest.mark.slow,
-    ),
+    pytest.param(bench_unet("unet-64-128", (64, 128), heads=(1, 2), width=128), id="unet-64-128"),
+    pytest.param(bench_unet("unet-128-256", (128, 256), heads=(2, 4), width=256), id="unet-128-256", marks=pytest.mark.slow),
 ]
+#: Too slow to convert and run in the untimed default test run; the smaller UNet covers that.
+TIMED_ONLY = {"unet-128-256"}
 
 
 @pytest.fixture(scope="module", params=UNETS)
 def unet(request, tmp_path_factory):
-    """A UNet config with its torch module, converted .mlpackage, inputs and spec statistics."""
-    config: BenchUNet = request.param
+    """A UNet config with its eager torch module, converted float32 .mlpackage, inputs and spec statistics."""
+    config: UNetConfig = request.param
     untimed = request.config.getoption("benchmark_disable") and not request.config.getoption("benchmark_enable")
-    if config.timed_only and untimed:
+    if config.name in TIMED_ONLY and untimed:
         pytest.skip(f"{config.name} runs only in timed runs (--benchmark-enable); the smaller UNet covers the untimed run")
-    module = config.build()
-    inputs = config.inputs()
-    path = convert_float32(module, inputs, tmp_path_factory.mktemp("bench-unet") / f"{config.name}.mlpackage")
-    return config, module, inputs, path, program_stats(path)
+    traced = trace(config)
+    converted = convert(traced, "fp32", tmp_path_factory.mktemp("bench-unet"))
+    return config, traced.eager, converted.inputs, converted.path, program_stats(converted.path)
 
 
 @pytest.fixture
@@ -70,6 +84,26 @@ def same_threads():
     torch.set_num_threads(threads)
     yield threads, source
     torch.set_num_threads(before)
+
+
+def blas_threads() -> tuple[int, str]:
+    """Threads numpy's BLAS uses, and how that was found out.
+
+    threadpoolctl asks the loaded BLAS itself; without it, OpenBLAS's own rule applies: the
+    OPENBLAS_NUM_THREADS / OMP_NUM_THREADS variables, else one thread per online CPU.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        pass
+    else:
+        counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
+        if counts:
+            return max(counts), "threadpoolctl"
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").strip().isdigit():
+            return int(os.environ[var]), var
+    return os.cpu_count() or 1, "os.cpu_count (OpenBLAS default)"
 
 
 def numpy_sgemm_gflops(n: int = 2048, repeats: int = 3) -> float:

@@ -23,12 +23,12 @@ def parity_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def converted(parity_dir: Path) -> Callable:
-    """`converted(config, precision)` -> `parity_oracles.Converted`, converting at most once.
+    """`converted(config, precision)` -> `torch_oracles.Converted`, converting at most once.
 
     Set BENCH_PARITY_CACHE=<folder> to keep conversions across sessions (keyed by the config, the
     oracle code and the library versions); useful while iterating on kernels, off by default.
     """
-    import parity_oracles as po
+    import torch_oracles as po
 
     cache_dir = os.environ.get("BENCH_PARITY_CACHE")
     traced: dict[str, po.Traced] = {}
@@ -71,7 +71,7 @@ def record_psnr(record_property: Callable) -> Callable[[str, str, str, float, fl
 @pytest.fixture
 def check_parity(converted: Callable, record_psnr: Callable) -> Callable:
     """`check_parity(config, precision)`: convert, run the engine, require PSNR >= the bar per output."""
-    import parity_oracles as po
+    import torch_oracles as po
 
     def check(config: po.OracleConfig, precision: str) -> None:
         conv = converted(config, precision)

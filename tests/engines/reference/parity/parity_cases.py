@@ -8,7 +8,7 @@ functions and deployment targets (macOS13 = the iOS16 opset, iOS17, iOS18 whose 
 from __future__ import annotations
 
 import pytest
-from parity_oracles import TextEncoderConfig, UNetConfig, VAEDecoderConfig
+from torch_oracles import TextEncoderConfig, UNetConfig, VAEDecoderConfig
 
 UNET_CONFIGS: tuple[UNetConfig, ...] = (
     UNetConfig(

@@ -1,4 +1,4 @@
-"""Torch oracles for the reference engine's parity tests.
+"""Torch oracles for the reference engine's parity tests and its speed benchmark.
 
 Builds small, randomly initialised diffusers / transformers modules from a seed, wraps them with
 Apple's input and output names (apple/ml-stable-diffusion conventions, coreml-facts.md section 1),
@@ -323,6 +323,7 @@ class Traced:
     module: torch.jit.ScriptModule
     inputs: dict[str, np.ndarray]
     expected: dict[str, np.ndarray]
+    eager: nn.Module  # the module that was traced, for timing torch eager on the same weights
 
 
 def trace(config: OracleConfig) -> Traced:
@@ -336,7 +337,7 @@ def trace(config: OracleConfig) -> Traced:
         # check_trace would re-run the module twice more; the parity tests compare against
         # `expected` from the eager module anyway.
         traced = torch.jit.trace(module, tuple(torch.from_numpy(v) for v in inputs.values()), check_trace=False)
-    return Traced(config, traced, inputs, expected)
+    return Traced(config, traced, inputs, expected, module)
 
 
 def convert(traced: Traced, precision: str, out_dir: Path, stem: str | None = None) -> Converted:
