@@ -185,6 +185,9 @@ def build_mlpackage(path: Path, target: str, compute_precision: str = "fp32") ->
     return path
 
 
+#: Deployment targets the converted test programs cover.
+TARGETS: tuple[str, ...] = ("iOS15", "iOS16", "iOS17", "iOS18")
+
 _PACKAGE_CACHE: dict[tuple[str, str], Path] = {}
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mil_programs import (
-    cached_mlpackage,
+    TARGETS,
     const,
     ensure_kernels,
     op,
@@ -24,17 +24,6 @@ from bench.engines.reference.mil_text import parse_program
 from bench.engines.reference.mil_writer import hex_float, write_mil_text
 from bench.engines.reference.mlmodelc import read_mlmodelc, write_mlmodelc
 from bench.engines.reference.proto_loader import read_mlpackage
-
-TARGETS = ["iOS15", "iOS16", "iOS17", "iOS18"]
-
-
-@pytest.fixture(scope="module")
-def packages():
-    return {
-        (target, precision): cached_mlpackage(target, precision)
-        for target in TARGETS
-        for precision in ("fp32", "fp16")
-    }
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -7,23 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
-from mil_programs import cached_mlpackage
+from mil_programs import TARGETS
 
 from bench.engines.reference import weights
 from bench.engines.reference.graph import Ref, deployment_target
 from bench.engines.reference.proto_loader import package_paths, read_mlpackage
 from bench.errors import ModelFormatError, UnsupportedOpError
-
-TARGETS = ["iOS15", "iOS16", "iOS17", "iOS18"]
-
-
-@pytest.fixture(scope="module")
-def packages():
-    return {
-        (target, precision): cached_mlpackage(target, precision)
-        for target in TARGETS
-        for precision in ("fp32", "fp16")
-    }
 
 
 @pytest.mark.parametrize("target", TARGETS)
