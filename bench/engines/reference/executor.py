@@ -299,7 +299,7 @@ class CompiledFunction:
             raise OpExecutionError(
                 f"{self._where(op)} {failure}: {type(error).__name__}: {error} (inputs: {_describe_inputs(kwargs)})"
             ) from error
-        outputs = result if isinstance(result, (tuple, list)) else (result,)
+        outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
         if len(outputs) != len(op.outputs):
             raise OpExecutionError(
                 f"{self._where(op)}: kernel returned {len(outputs)} output(s), the op declares {len(op.outputs)}"
