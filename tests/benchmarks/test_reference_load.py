@@ -5,7 +5,7 @@ Timed run:
 In the normal test run each benchmark runs once, untimed, and checks what it loaded.
 
 The program is 500 blocks of conv 1x1 -> mul -> relu -> add on a small tensor (2000 ops besides
-its consts), so the timings measure the loaders and the executor, not numpy's arithmetic.
+its consts), so the timings measure the loaders and the interpreter, not numpy's arithmetic.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 
 It runs the same model files the Core ML framework runs, on Linux CI and any laptop. Loaders
 (`proto_loader` for .mlpackage, `mlmodelc` + `mil_text` for compiled folders) build one
-`graph.Program`; `executor` runs it with the numpy kernels registered in `ops`.
+`graph.Program`; `interpreter` runs it with the numpy kernels registered in `ops`.
 """
 
 from __future__ import annotations

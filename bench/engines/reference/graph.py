@@ -1,7 +1,7 @@
 """The reference engine's in-memory form of a Core ML ML Program.
 
 Both loaders produce this: the `.mlpackage` loader from the protobuf spec, the `.mlmodelc` loader
-from the textual `model.mil`. The executor only ever sees this form, so one program read either way
+from the textual `model.mil`. The interpreter only ever sees this form, so one program read either way
 computes the same thing.
 
 Conventions:

@@ -1,6 +1,6 @@
 """Per-op profile of one reference-engine predict: the Linux counterpart of Core ML's compute plan.
 
-Time is measured around each kernel call (plus the output rounding and checks the executor does);
+Time is measured around each kernel call (plus the output rounding and checks the interpreter does);
 FLOPs come from the kernel's registered estimate (`Kernel.flops`, missing where none is
 registered); bytes moved are the bytes of the arrays the op read and wrote, as held by this engine
 (float32 in both precisions).

@@ -135,7 +135,7 @@ def parallel_for(run: Callable[[list[Any]], None], tasks: list[Any], size: int) 
 
     `size` (elements touched) decides whether threads are worth their hand-off. numpy's errstate is
     per thread, so every share runs with floating-point warnings off (non-finite outputs are the
-    executor's numerics report's business).
+    interpreter's numerics report's business).
     """
 
     def quiet(share: list[Any]) -> None:

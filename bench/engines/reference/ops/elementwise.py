@@ -2,7 +2,7 @@
 
 Semantics follow coremltools' MIL op definitions (`ops/defs/iOS15/elementwise_binary.py`,
 `elementwise_unary.py`, `activation.py` and their iOS17 revisions). Binary ops broadcast numpy
-style. Floats stay float32 (the executor rounds through fp16 in fp16 mode); integer inputs keep
+style. Floats stay float32 (the interpreter rounds through fp16 in fp16 mode); integer inputs keep
 their integer dtype.
 """
 
@@ -263,7 +263,7 @@ def erf(op: Operation, x: np.ndarray) -> np.ndarray:
 def cast(op: Operation, x: np.ndarray, dtype: Any) -> np.ndarray:
     """MIL cast (iOS15: int32/fp16/fp32/bool; iOS17 adds int8/uint8/int16/uint16).
 
-    Float targets give float32 (the executor rounds through fp16 in fp16 mode). Float to integer
+    Float targets give float32 (the interpreter rounds through fp16 in fp16 mode). Float to integer
     truncates toward zero like coremltools' value_inference (numpy astype); values outside the
     target range saturate and NaN becomes 0, instead of numpy's undefined wrap-around. To bool:
     non-zero is true.

@@ -1,14 +1,14 @@
 """The kernel registry: one numpy function per MIL op type, grouped by family.
 
 A kernel is registered with `@register("conv", family="conv", flops=...)` and is called by the
-executor as `kernel(op, **inputs)`: `op` is the `Operation` (for its name and output types),
+interpreter as `kernel(op, **inputs)`: `op` is the `Operation` (for its name and output types),
 `inputs` are the op's bound parameters resolved to numpy arrays (0-d for scalars), `str` for
 strings, and lists for variadic parameters. Optional parameters the program left out are not
 passed, so each kernel spells out the MIL default in its signature. A kernel returns one array,
 or a tuple for ops with several outputs.
 
 `flops(op, inputs, outputs)` estimates floating-point operations for profiling; bytes moved are
-measured by the executor from the arrays themselves.
+measured by the interpreter from the arrays themselves.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ FAMILIES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Kernel:
-    """A registered kernel and what the executor needs to know about it."""
+    """A registered kernel and what the interpreter needs to know about it."""
 
     op_type: str
     family: str
@@ -48,7 +48,7 @@ class Kernel:
 
     @property
     def is_constexpr(self) -> bool:
-        """Constexpr ops depend only on constants: the executor runs them once, at load."""
+        """Constexpr ops depend only on constants: the interpreter runs them once, at load."""
         return self.family == "constexpr"
 
     @property

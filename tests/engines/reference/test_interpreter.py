@@ -1,4 +1,4 @@
-"""The executor: constants and constexpr ops evaluated once at load, pre-resolved steps, liveness."""
+"""The interpreter: constants and constexpr ops evaluated once at load, pre-resolved steps, liveness."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from mil_programs import (
     t,
 )
 
-from bench.engines.reference.executor import CompiledFunction
+from bench.engines.reference.interpreter import CompiledFunction
 from bench.engines.reference.graph import Ref
 from bench.engines.reference.model import ReferenceModel
 from bench.errors import ModelFormatError, OpExecutionError, UnsupportedOpError

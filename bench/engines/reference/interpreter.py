@@ -41,7 +41,7 @@ from bench.errors import (
 
 @dataclass
 class OutputSpec:
-    """What the executor enforces on one op output."""
+    """What the interpreter enforces on one op output."""
 
     slot: int
     name: str
