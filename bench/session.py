@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -14,16 +13,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.case_exec import DEFAULT_EXECUTOR
 from bench.engines import coreml_runs_here
 from bench.errors import ResultsError, SuiteError
-from bench.measure.environment import capture_environment, power_state, row_columns
+from bench.measure.environment import capture_environment, power_state
+from bench.model_prep import PreparedModel
+from bench.plugin import DEFAULT_PLUGIN, load_plugin
 from bench.runner import CaseOutcome, NullProgress, ProgressListener, Runner
+from bench.schema import CASE_STAGE, SCHEMA_VERSION, EnvironmentColumns
 from bench.store import (
-    CASE_STAGE,
     MANIFEST_FILE,
     RESULTS_FILE,
-    SCHEMA_VERSION,
     create_run_dir,
     drop_incomplete_cases,
     new_run_id,
@@ -81,12 +80,6 @@ def plan_run(selection: Selection, cwd: Path | None = None, *, allow_empty: bool
     return RunPlan(suite.name, suite.path, suite.description, selection, cases)
 
 
-def executor_models_hook(executor: str) -> Callable[..., dict[str, Any]] | None:
-    """The `prepare_models` function that sits beside the executor, if any."""
-    module = importlib.import_module(executor.partition(":")[0])
-    return getattr(module, "prepare_models", None)
-
-
 @dataclass
 class RunSession:
     """An open run folder: its manifest and the runner writing into it."""
@@ -95,6 +88,8 @@ class RunSession:
     run_id: str
     manifest: dict[str, Any]
     plan: RunPlan
+    #: model id -> what the plugin prepared (the manifest holds their `to_manifest()` form).
+    models: dict[str, PreparedModel] = field(default_factory=dict)
 
     @property
     def results_path(self) -> Path:
@@ -115,7 +110,7 @@ def start_run(
     plan: RunPlan,
     output: Path,
     *,
-    executor: str = DEFAULT_EXECUTOR,
+    plugin: str = DEFAULT_PLUGIN,
     status: Callable[[str], None] = lambda text: None,
     argv: list[str] | None = None,
 ) -> RunSession:
@@ -125,8 +120,7 @@ def start_run(
     folder exists, so a refused run leaves nothing behind.
     """
     prepare_output_dir(output)
-    hook = executor_models_hook(executor)
-    models = hook(plan.cases, status) if hook else {}
+    models = load_plugin(plugin).prepare_models(plan.cases, status)
     environment = capture_environment()
     run_id = new_run_id()
     run_dir = create_run_dir(output, run_id)
@@ -134,7 +128,7 @@ def start_run(
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "command": argv if argv is not None else sys.argv,
-        "executor": executor,
+        "plugin": plugin,
         "suite": {
             "name": plan.suite_name,
             "path": str(plan.suite_path),
@@ -143,7 +137,7 @@ def start_run(
         },
         "selection": asdict(plan.selection),
         "cases": [{"case_id": c.case_id, "label": c.label, **c.to_dict()} for c in plan.cases],
-        "models": models,
+        "models": {model_id: prepared.to_manifest() for model_id, prepared in models.items()},
         "environment": environment,
         "power": {"start": power_state(), "end": None},
         "started": utc_timestamp(),
@@ -152,13 +146,13 @@ def start_run(
         "resumed": [],
         "status_counts": {},
     }
-    session = RunSession(run_dir, run_id, manifest, plan)
+    session = RunSession(run_dir, run_id, manifest, plan, models)
     session.save_manifest()
     return session
 
 
 def resume_run(
-    run_dir: Path, *, executor: str | None = None, status: Callable[[str], None] = lambda text: None
+    run_dir: Path, *, plugin: str | None = None, status: Callable[[str], None] = lambda text: None
 ) -> RunSession:
     """Reopen a run folder: same cases as its manifest; cases cut short are dropped and rerun."""
     run_dir = Path(run_dir)
@@ -175,17 +169,16 @@ def resume_run(
     suite = manifest.get("suite", {})
     plan = RunPlan(suite.get("name", "?"), Path(suite.get("path", "?")), suite.get("description", ""),
                    Selection(**manifest.get("selection", {})), cases)  # fmt: skip
-    executor = executor or manifest.get("executor") or DEFAULT_EXECUTOR
-    hook = executor_models_hook(executor)
-    if hook:
-        manifest.setdefault("models", {}).update(hook(cases, status))
+    plugin = plugin or manifest.get("plugin") or DEFAULT_PLUGIN
+    models = load_plugin(plugin).prepare_models(cases, status)
+    manifest.setdefault("models", {}).update({model_id: p.to_manifest() for model_id, p in models.items()})
     dropped = drop_incomplete_cases(run_dir / RESULTS_FILE)
     if dropped:
         status(f"dropped {dropped} rows of a case that was cut short; it runs again")
-    manifest["executor"] = executor
+    manifest["plugin"] = plugin
     manifest.setdefault("resumed", []).append({"at": utc_timestamp(), "power": power_state()})
     manifest["interrupted"] = False
-    session = RunSession(run_dir, manifest["run_id"], manifest, plan)
+    session = RunSession(run_dir, manifest["run_id"], manifest, plan, models)
     session.save_manifest()
     return session
 
@@ -197,11 +190,11 @@ def execute(
     runner = Runner(
         session.run_dir,
         session.run_id,
-        row_columns(session.manifest["environment"]),
-        executor=session.manifest.get("executor", DEFAULT_EXECUTOR),
+        EnvironmentColumns.from_environment(session.manifest["environment"]),
+        plugin=session.manifest.get("plugin", DEFAULT_PLUGIN),
         progress=progress or NullProgress(),
         env=env,
-        models=session.manifest.get("models", {}),
+        models=session.models,
     )
     outcomes: list[CaseOutcome] = []
     try:

@@ -12,7 +12,7 @@ from bench.cli import main
 from bench.store import RESULTS_FILE, load_results
 
 TESTS = Path(__file__).resolve().parent.parent
-FAKE = ["--executor", "fake_executor:FakeExecutor"]
+FAKE = ["--plugin", "fake_executor:PLUGIN"]
 
 FAKE_SUITE = """
 [suite]
@@ -60,7 +60,7 @@ def test_run_writes_results_manifest_and_summary(workdir: Path, capsys: pytest.C
     assert manifest["run_id"] == run_dir.name and manifest["suite"]["name"] == "fake"
     assert manifest["finished"] and manifest["status_counts"] == {"ok": 1}
     assert manifest["environment"]["machine"]["chip"] and manifest["power"]["start"] and manifest["power"]["end"]
-    assert manifest["models"] == {"fake-ok": {"id": "fake-ok", "files": {}}}
+    assert manifest["models"] == {"fake-ok": {"id": "fake-ok", "role": "measured", "quality_baseline": None, "sha256": {}}}
     assert len(manifest["cases"]) == 1
     # the summary table: case, status, medians, iter/s, peak memory
     for text in ("fake-ok", "ok", "iter/s", "peak", "RSS", "unet/step", "end-to-end", "median"):
