@@ -44,7 +44,7 @@ from bench.protocol import (
     decode,
 )
 from bench.schema import (
-    CASE_STAGE,
+    OUTCOME_STAGE,
     PROCESS_STAGE,
     CaseContext,
     EnvironmentColumns,
@@ -451,5 +451,5 @@ class Runner:
 
     @staticmethod
     def _closing_row(context: CaseContext, outcome: Outcome, wall: float | None) -> dict[str, object]:
-        closing = Measurement(CASE_STAGE, "wall_time", wall, "s", timestamp=utc_timestamp())
+        closing = Measurement(OUTCOME_STAGE, "wall_time", wall, "s", timestamp=utc_timestamp())
         return build_row(context, closing, outcome, closing=True)

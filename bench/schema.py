@@ -28,8 +28,8 @@ DTYPES: tuple[str, ...] = ("string", "category", "Int64", "float64", "boolean", 
 
 PHASES: tuple[str, ...] = ("cold", "warmup", "measured")
 STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "skipped", "interrupted")
-#: The stage of the one row that closes every case (status, error, wall time of the worker).
-CASE_STAGE = "case"
+#: The stage of the one row that closes every case: its outcome (status, error) and wall time.
+OUTCOME_STAGE = "outcome"
 #: The stage of whole-process figures (high-water marks, what the sampler cost).
 PROCESS_STAGE = "process"
 
@@ -59,7 +59,7 @@ COLUMNS: tuple[Column, ...] = (
     *_case_columns(),
     Column("phase", "category", "`cold`, `warmup`, `measured` (empty for whole-case rows)"),
     Column("repeat", "Int64", "repeat index within the phase (empty for cold and whole-case rows)"),
-    Column("stage", "category", "pipeline stage, `process` or `case`"),
+    Column("stage", "category", "pipeline stage, `process` (whole worker) or `outcome` (the closing row)"),
     Column("step", "Int64", "denoising step index of per-step stages"),
     Column("metric", "category", "what was measured: `latency`, `peak_rss`, ..."),
     Column("value", "float64", "the measurement"),
@@ -89,6 +89,8 @@ V1_MISSING: tuple[str, ...] = ("valid", "invalid_reason", "device_name")
 #: Version 1 stored a per-repeat iter/s under this metric; it reads back as `repeat_iter_per_s`,
 #: never as the case figure (which is 1 / median step time over all measured repeats).
 V1_METRIC_RENAMES: dict[str, str] = {"iter_per_s": "repeat_iter_per_s"}
+#: Version 1 called the closing row's stage `case`, the name of the unit of work itself.
+V1_STAGE_RENAMES: dict[str, str] = {"case": OUTCOME_STAGE}
 
 
 @dataclass(frozen=True)

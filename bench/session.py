@@ -19,9 +19,10 @@ from bench.measure.environment import capture_environment, power_state
 from bench.model_prep import PreparedModel
 from bench.plugin import DEFAULT_PLUGIN, load_plugin
 from bench.runner import CaseOutcome, NullProgress, ProgressListener, Runner
-from bench.schema import CASE_STAGE, SCHEMA_VERSION, EnvironmentColumns
+from bench.schema import OUTCOME_STAGE, SCHEMA_VERSION, EnvironmentColumns
 from bench.store import (
     MANIFEST_FILE,
+    check_appendable,
     RESULTS_FILE,
     create_run_dir,
     drop_incomplete_cases,
@@ -165,6 +166,7 @@ def resume_run(
         raise ResultsError(f"cannot resume {run_dir}: {manifest_path} is unreadable ({error})") from None
     if int(manifest.get("schema_version", 0)) > SCHEMA_VERSION:
         raise ResultsError(f"cannot resume {run_dir}: written by a newer bench (schema {manifest['schema_version']})")
+    check_appendable(run_dir / RESULTS_FILE)  # before anything is written: a refused resume changes nothing
     cases = [Case.from_dict(entry) for entry in manifest.get("cases", [])]
     suite = manifest.get("suite", {})
     plan = RunPlan(suite.get("name", "?"), Path(suite.get("path", "?")), suite.get("description", ""),
@@ -207,7 +209,7 @@ def execute(
         counts: dict[str, int] = {}
         if session.results_path.exists():
             for row in read_rows(session.results_path):
-                if row.get("stage") == CASE_STAGE:
+                if row.get("stage") == OUTCOME_STAGE:
                     counts[row["status"]] = counts.get(row["status"], 0) + 1
         session.manifest["status_counts"] = counts
         session.manifest["finished"] = utc_timestamp()

@@ -3,7 +3,7 @@
 A run writes `DIR/<run-id>/results.csv`, one row per measurement (tidy / long form; the columns are
 `bench.schema.COLUMNS`, rows come from `bench.schema.build_row`).
 The runner appends all rows of a case in one write, flushed and fsynced, as the case finishes, so a
-killed run loses at most the case in flight. Every case ends with one `case` row (its status and
+killed run loses at most the case in flight. Every case ends with one `outcome` row (its status and
 wall time): a case without it was cut short and is dropped when the run resumes.
 """
 
@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from bench.errors import ResultsError
 from bench.schema import (
-    CASE_STAGE,
+    OUTCOME_STAGE,
     COLUMN_NAMES,
     COLUMNS,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
     V1_METRIC_RENAMES,
     V1_MISSING,
+    V1_STAGE_RENAMES,
 )
 
 if TYPE_CHECKING:
@@ -196,6 +197,24 @@ def _truncate_partial_last_line(path: Path) -> None:
         handle.truncate(size - block + cut + 1 if cut >= 0 else 0)
 
 
+def check_appendable(path: Path) -> None:
+    """ResultsError unless `path` is absent, empty, or a results file of this schema (resume checks
+    this before it changes anything)."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        header = _read_header(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ResultsError(f"{path}: cannot read its header ({error})") from None
+    if tuple(header) != COLUMN_NAMES:
+        version = "an older or newer" if "schema_version" in header else "no"
+        raise ResultsError(
+            f"{path}: written with {version} results schema, not version {SCHEMA_VERSION}; "
+            "it can be read (bench.load_results) but not resumed"
+        )
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a results.csv as string dicts (no typing): for resume bookkeeping."""
     with open(path, encoding="utf-8", newline="") as handle:
@@ -206,7 +225,7 @@ def completed_case_ids(path: Path) -> set[str]:
     """Case ids whose closing `case` row is in `path` (finished, whatever their status)."""
     if not Path(path).exists():
         return set()
-    return {row["case_id"] for row in read_rows(path) if row.get("stage") == CASE_STAGE}
+    return {row["case_id"] for row in read_rows(path) if row.get("stage") == OUTCOME_STAGE}
 
 
 def drop_incomplete_cases(path: Path) -> int:
@@ -216,7 +235,7 @@ def drop_incomplete_cases(path: Path) -> int:
         return 0
     _truncate_partial_last_line(path)
     rows = read_rows(path)
-    done = {row["case_id"] for row in rows if row.get("stage") == CASE_STAGE}
+    done = {row["case_id"] for row in rows if row.get("stage") == OUTCOME_STAGE}
     keep = [row for row in rows if row["case_id"] in done]
     dropped = len(rows) - len(keep)
     if dropped:
@@ -291,6 +310,7 @@ def _read_one(file: Path) -> pd.DataFrame:
         for name in V1_MISSING:
             frame[name] = ""
         frame["metric"] = frame["metric"].replace(V1_METRIC_RENAMES)
+        frame["stage"] = frame["stage"].replace(V1_STAGE_RENAMES)
     missing = [name for name in COLUMN_NAMES if name not in frame.columns]
     if missing:
         raise ResultsError(f"{file}: not a results file of schema {SCHEMA_VERSION} (missing columns: {', '.join(missing)})")

@@ -86,7 +86,7 @@ def test_one_good_case_rows(tmp_path: Path) -> None:
     assert taken >= 1 and samples[samples["stage"] == "end_to_end"]["value"].max() <= taken
     psnr = frame[frame["metric"] == "psnr"]
     assert psnr["value"].tolist() == [42.0] and psnr["unit"].tolist() == ["dB"]
-    closing = frame[frame["stage"] == "case"]
+    closing = frame[frame["stage"] == "outcome"]
     assert len(closing) == 1 and closing["metric"].tolist() == ["wall_time"] and closing["value"].iloc[0] > 0
     assert (tmp_path / "images" / f"{good.case_id}.png").exists()
     kinds = {type(e) for e in progress.events}
@@ -116,11 +116,11 @@ def test_failures_cost_one_case_each(tmp_path: Path) -> None:
     assert elapsed < 60
 
     frame = load_results(tmp_path)
-    closing = frame[frame["stage"] == "case"].set_index("model", drop=False)
+    closing = frame[frame["stage"] == "outcome"].set_index("model", drop=False)
     assert closing.loc["fake-hang", "status"] == "timeout"
     assert closing.loc["fake-sigkill", "error"].startswith("worker killed by SIGKILL")
     # rows measured before a failure are kept, marked with the case's status
-    error_rows = frame[(frame["model"] == "fake-error") & ~frame["stage"].isin(["case", "process"])]
+    error_rows = frame[(frame["model"] == "fake-error") & ~frame["stage"].isin(["outcome", "process"])]
     assert len(error_rows) > 0 and set(error_rows["status"]) == {"error"}
     assert set(error_rows["phase"].astype(str)) == {"cold"}
     # the process high-water mark is reported for failed cases too (not for killed ones: they cannot)
@@ -139,7 +139,7 @@ def test_skipped_case_row(tmp_path: Path) -> None:
     assert len(frame) == 1
     row = frame.iloc[0]
     assert (row["status"], row["error"], row["stage"], row["engine"], row["compute_unit"]) == (
-        "skipped", "Core ML does not run on Linux", "case", "coreml", "CPU_AND_NE")
+        "skipped", "Core ML does not run on Linux", "outcome", "coreml", "CPU_AND_NE")
     assert pd.isna(row["value"])
 
 

@@ -38,7 +38,7 @@ def _row(case_id: str, stage: str = "unet", step: int | None = 0, value: float =
 
 
 def _closing(case_id: str, status: str = "ok", error: str | None = None):
-    return _row(case_id, stage="case", step=None, metric="wall_time", value=1.5, phase=None, repeat=None,
+    return _row(case_id, stage="outcome", step=None, metric="wall_time", value=1.5, phase=None, repeat=None,
                 status=status, error=error)  # fmt: skip
 
 
@@ -181,4 +181,5 @@ def test_reads_schema_version_1(tmp_path: Path) -> None:
     assert frame["valid"].isna().all() and frame["device_name"].isna().all()
     # a v1 per-repeat iter/s is never mistaken for the case figure
     assert set(frame["metric"].astype(str)) == {"latency", "repeat_iter_per_s", "wall_time"}
+    assert frame["stage"].tolist() == ["unet", "diffusion", "outcome"]  # v1's closing stage `case`
     assert frame["schema_version"].tolist() == [1, 1, 1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bench.measure.stats import describe_groups, iter_per_s_groups, step_seconds
+from bench.schema import OUTCOME_STAGE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,7 +46,7 @@ _LOAD_STAGES = r"^(compile|load|first_predict)/"
 def stage_summary(results: pd.DataFrame) -> pd.DataFrame:
     """Statistics of every (run, case, phase, stage, metric) sample: n, median, mean, min, max, q1,
     q3, iqr, p90, p99. Per-step stages pool all steps of all repeats of the phase."""
-    keyed = results[results["stage"].astype("string") != "case"]
+    keyed = results[results["stage"].astype("string") != OUTCOME_STAGE]
     return describe_groups(keyed, [*CASE_KEY, "phase", "stage", "metric"])
 
 
@@ -68,7 +69,7 @@ def case_summary(results: pd.DataFrame) -> pd.DataFrame:
     identity = [c for c in IDENTITY_COLUMNS if c in frame.columns]
     summary = frame[identity].drop_duplicates(keys, keep="first").reset_index(drop=True)
 
-    closing = frame[stage == "case"].drop_duplicates(keys, keep="last")
+    closing = frame[stage == OUTCOME_STAGE].drop_duplicates(keys, keep="last")
     closing_columns = [c for c in ("status", "error", "valid", "invalid_reason") if c in frame.columns]
     summary = summary.merge(closing[[*keys, *closing_columns]], on=keys, how="left")
     summary["status"] = summary["status"].astype("string").fillna("incomplete")

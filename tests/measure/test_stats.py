@@ -33,7 +33,7 @@ def _rows() -> list[dict]:
                      "value": SCHEDULER[(repeat, step)]})  # fmt: skip
     for repeat, value in enumerate(E2E):
         rows.append({**base, "phase": "measured", "repeat": repeat, "stage": "end_to_end", "value": value})
-    rows.append({**base, "stage": "case", "metric": "wall_time", "value": 7.0})
+    rows.append({**base, "stage": "outcome", "metric": "wall_time", "value": 7.0})
     return rows
 
 
