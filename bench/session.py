@@ -22,8 +22,8 @@ from bench.runner import CaseOutcome, NullProgress, ProgressListener, Runner
 from bench.schema import OUTCOME_STAGE, SCHEMA_VERSION, EnvironmentColumns
 from bench.store import (
     MANIFEST_FILE,
-    check_appendable,
     RESULTS_FILE,
+    check_appendable,
     create_run_dir,
     drop_incomplete_cases,
     new_run_id,

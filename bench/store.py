@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from bench.errors import ResultsError
 from bench.schema import (
-    OUTCOME_STAGE,
     COLUMN_NAMES,
     COLUMNS,
+    OUTCOME_STAGE,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
     V1_METRIC_RENAMES,
