@@ -26,6 +26,7 @@ from typing import Protocol
 
 import psutil
 
+from bench.errors import Interrupted
 from bench.executor import ResolvedModels
 from bench.measure.memory import ProcessSampler, attribute_peaks, combine_peaks
 from bench.measure.spans import SpanMeasurement
@@ -65,12 +66,13 @@ _KILL_GRACE = 5.0  # seconds to wait for a killed worker to be reaped
 class WorkerResult:
     """What one worker process produced, with its memory samples already attributed to its spans."""
 
-    status: str  # ok, error, timeout
+    status: str  # ok, error, timeout, interrupted
     error: str | None
     measurements: list[Measurement]
     labels: ModelLabels | None
     wall_seconds: float
     returncode: int | None
+    interrupted_by: Interrupted | None = None  # the signal that stopped the run during this case
 
 
 @dataclass
@@ -175,12 +177,14 @@ def span_measurements(spans: Sequence[SpanMeasurement], sampler: ProcessSampler 
 class WorkerProcess:
     """One case's worker: start it, pump its events until it ends or times out, classify the exit.
 
-    KeyboardInterrupt while pumping kills the worker's process group and propagates.
+    An interrupt (Ctrl-C, or SIGTERM / SIGHUP turned into `Interrupted`) while pumping kills the
+    worker's process group; the result says `interrupted` and `interrupted_by` keeps the signal
+    for the caller to re-raise once the case's rows are written.
     """
 
     def __init__(self, job: WorkerJob, *, timeout: float, log_path: Path | None = None,
                  python: str = sys.executable, env: dict[str, str] | None = None,
-                 sample_memory: bool = True) -> None:  # fmt: skip
+                 sample_memory: bool = True, board_dir: Path | None = None) -> None:  # fmt: skip
         self.job = job
         self.sample_memory = sample_memory
         self.timeout = timeout
@@ -196,9 +200,15 @@ class WorkerProcess:
         self.step: int | None = None
         self.sampler: ProcessSampler | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.interrupted_by: Interrupted | None = None
+        self._lifeline: int | None = None  # write end of the worker's lifeline (lifeline.hold)
         self._events: queue.Queue[object] = queue.Queue()
         self._eof = False  # the worker closed its event pipe
-        self._board = Path(tempfile.mkstemp(prefix="bench-stage-", suffix=".board")[1])
+        # The stage board lives in the run folder when there is one, so even a SIGKILLed runner
+        # leaves nothing in the system's temporary folder.
+        handle, board = tempfile.mkstemp(prefix=".stage-", suffix=".board", dir=board_dir)
+        os.close(handle)
+        self._board = Path(board)
 
     def run(self, on_event: Callable[[Event], None] | None = None) -> WorkerResult:
         """Run the worker to its end; never raises for the case's own failures."""
@@ -210,6 +220,8 @@ class WorkerProcess:
                 return WorkerResult("error", error, [], None, 0.0, None)
             status, message, returncode = self._pump(started, on_event)
         finally:
+            if self._lifeline is not None:
+                os.close(self._lifeline)  # lets the worker's watchdog go
             if self.log_path:
                 log.close()  # type: ignore[union-attr]
             last_stage, last_step = StageBoard.read(self._board)
@@ -222,18 +234,21 @@ class WorkerProcess:
 
     def _start(self, log: object) -> str | None:
         read_fd, write_fd = os.pipe()
+        life_read, self._lifeline = os.pipe()
         job = WorkerJob(self.job.case, self.job.plugin, self.job.models, str(self._board), self.job.image_path)
+        command = [self.python, "-m", "bench.worker", "--events-fd", str(write_fd),
+                   "--lifeline-fd", str(life_read), "--runner-pid", str(os.getpid())]  # fmt: skip
         try:
             self.process = subprocess.Popen(
-                [self.python, "-m", "bench.worker", "--events-fd", str(write_fd)],
-                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                pass_fds=(write_fd,), start_new_session=True, env=self.env,
+                command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                pass_fds=(write_fd, life_read), start_new_session=True, env=self.env,
             )  # fmt: skip
         except OSError as error:
-            os.close(read_fd)
-            os.close(write_fd)
+            for fd in (read_fd, write_fd, life_read):
+                os.close(fd)
             return f"cannot start worker: {error}"
         os.close(write_fd)
+        os.close(life_read)
         if self.sample_memory:
             try:
                 self.sampler = ProcessSampler(self.process.pid).start()
@@ -269,6 +284,11 @@ class WorkerProcess:
                 returncode = process.wait(timeout=_KILL_GRACE)
                 if status == "ok":
                     status, message = "timeout", f"timed out after {self.timeout:g} s (worker did not exit)"
+        except KeyboardInterrupt as stop:
+            _kill_group(process)
+            returncode = process.wait(timeout=_KILL_GRACE)
+            self.interrupted_by = stop if isinstance(stop, Interrupted) else Interrupted(signal.SIGINT)
+            status = "interrupted"
         except BaseException:
             _kill_group(process)
             process.wait(timeout=_KILL_GRACE)
@@ -310,6 +330,8 @@ class WorkerProcess:
             self.failure = Failed("ProtocolError", f"worker reports PID {event.pid}, started as {self.process.pid}")
 
     def _classify(self, status: str, message: str | None, returncode: int | None) -> tuple[str, str | None]:
+        if status == "interrupted" and self.interrupted_by is not None:
+            return status, f"interrupted by {self.interrupted_by.name}{_where(self.stage, self.step)}"
         if status == "timeout" and message is None:
             message = f"timed out after {self.timeout:g} s{_where(self.stage, self.step)}"
         if status != "ok":
@@ -346,6 +368,7 @@ def run_worker(
     python: str = sys.executable,
     env: dict[str, str] | None = None,
     sample_memory: bool = True,
+    board_dir: Path | None = None,
 ) -> WorkerResult:
     """Run `case` in a fresh worker process; enforce its timeout; never raise for its failures.
 
@@ -353,8 +376,10 @@ def run_worker(
     """
     job = WorkerJob(case, plugin, models, None, str(image_path) if image_path else None)
     worker = WorkerProcess(job, timeout=case.timeout, log_path=log_path, python=python, env=env,
-                           sample_memory=sample_memory)  # fmt: skip
-    return worker.run(on_event)
+                           sample_memory=sample_memory, board_dir=board_dir)  # fmt: skip
+    result = worker.run(on_event)
+    result.interrupted_by = worker.interrupted_by
+    return result
 
 
 def _read_events(fd: int, events: queue.Queue[object]) -> None:
@@ -439,6 +464,7 @@ class Runner:
             on_event=lambda event: self.progress.case_event(case, event),
             env=self.env,
             sample_memory=self.sample_memory,
+            board_dir=self.run_dir,
         )
         if log_path.exists() and log_path.stat().st_size == 0:
             log_path.unlink()
@@ -447,6 +473,8 @@ class Runner:
         rows = [build_row(context, measurement, outcome) for measurement in result.measurements]
         rows.append(self._closing_row(context, outcome, result.wall_seconds))
         self.writer.append(rows)
+        if result.interrupted_by is not None:  # the case is recorded as interrupted; now stop the run
+            raise result.interrupted_by
         return CaseOutcome(case, result.status, result.error, result.wall_seconds, len(rows))
 
     @staticmethod

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.engines import coreml_runs_here
-from bench.errors import ResultsError, SuiteError
+from bench.errors import Interrupted, ResultsError, SuiteError
+from bench.lifeline import install_stop_handlers
 from bench.measure.environment import capture_environment, power_state
 from bench.model_prep import PreparedModel
 from bench.plugin import DEFAULT_PLUGIN, load_plugin
@@ -174,12 +175,15 @@ def resume_run(
     plugin = plugin or manifest.get("plugin") or DEFAULT_PLUGIN
     models = load_plugin(plugin).prepare_models(cases, status)
     manifest.setdefault("models", {}).update({model_id: p.to_manifest() for model_id, p in models.items()})
+    for board in run_dir.glob(".stage-*.board"):  # left by a runner that was SIGKILLed
+        board.unlink(missing_ok=True)
     dropped = drop_incomplete_cases(run_dir / RESULTS_FILE)
     if dropped:
         status(f"dropped {dropped} rows of a case that was cut short; it runs again")
     manifest["plugin"] = plugin
     manifest.setdefault("resumed", []).append({"at": utc_timestamp(), "power": power_state()})
     manifest["interrupted"] = False
+    manifest.pop("signal", None)
     session = RunSession(run_dir, manifest["run_id"], manifest, plan, models)
     session.save_manifest()
     return session
@@ -200,9 +204,11 @@ def execute(
     )
     outcomes: list[CaseOutcome] = []
     try:
-        outcomes = runner.run(session.plan.cases)
-    except KeyboardInterrupt:
+        with install_stop_handlers():
+            outcomes = runner.run(session.plan.cases)
+    except KeyboardInterrupt as stop:
         session.manifest["interrupted"] = True
+        session.manifest["signal"] = stop.name if isinstance(stop, Interrupted) else "SIGINT"
         raise
     finally:
         # From the file, not the outcomes: right after an interrupt and across resumes too.

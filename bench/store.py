@@ -221,21 +221,27 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def _finished(row: Mapping[str, str]) -> bool:
+    """A closing row of a case that finished (any status but `interrupted`: those run again)."""
+    return row.get("stage") == OUTCOME_STAGE and row.get("status") != "interrupted"
+
+
 def completed_case_ids(path: Path) -> set[str]:
-    """Case ids whose closing `case` row is in `path` (finished, whatever their status)."""
+    """Case ids that finished in `path`, whatever their status (interrupted cases did not)."""
     if not Path(path).exists():
         return set()
-    return {row["case_id"] for row in read_rows(path) if row.get("stage") == OUTCOME_STAGE}
+    return {row["case_id"] for row in read_rows(path) if _finished(row)}
 
 
 def drop_incomplete_cases(path: Path) -> int:
-    """Rewrite `path` without rows of cases that have no closing row; return how many rows went."""
+    """Rewrite `path` without rows of cases that did not finish (no closing row, or interrupted);
+    return how many rows went."""
     path = Path(path)
     if not path.exists():
         return 0
     _truncate_partial_last_line(path)
     rows = read_rows(path)
-    done = {row["case_id"] for row in rows if row.get("stage") == OUTCOME_STAGE}
+    done = {row["case_id"] for row in rows if _finished(row)}
     keep = [row for row in rows if row["case_id"] in done]
     dropped = len(rows) - len(keep)
     if dropped:

@@ -1,6 +1,6 @@
 """The worker: runs one case in a fresh process and streams typed events back to the runner.
 
-    python -m bench.worker --events-fd N   (the `WorkerJob` arrives as JSON on stdin)
+    python -m bench.worker --events-fd N --lifeline-fd M --runner-pid P   (the `WorkerJob` on stdin)
 
 A fresh process per case makes a cold load a real cold load and confines a crash or an
 out-of-memory kill to one case. Events (`bench.protocol`) are JSON lines on the inherited pipe `N`;
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import lifeline
 from bench.errors import BenchError
 from bench.executor import CaseExecutor, ResolvedModels, save_png
 from bench.measure.memory import SpanPeakTracker
@@ -213,11 +214,15 @@ def run_job(job: WorkerJob, events: EventSink) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__)
     parser.add_argument("--events-fd", type=int, required=True)
+    parser.add_argument("--lifeline-fd", type=int, help="read end of a pipe only the runner writes to")
+    parser.add_argument("--runner-pid", type=int, help="the runner's PID (the worker stops when it is gone)")
     args = parser.parse_args(argv)
     events = EventSink(args.events_fd)
     try:
         events.send(WorkerStarted(os.getpid()))
         job = WorkerJob.from_json(sys.stdin.read())
+        if args.lifeline_fd is not None and args.runner_pid is not None:
+            lifeline.hold(args.lifeline_fd, args.runner_pid, job.case.timeout)
         events = EventSink(args.events_fd, StageBoard(Path(job.stage_board)) if job.stage_board else None)
         run_job(job, events)
     except BenchError as error:

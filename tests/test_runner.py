@@ -179,9 +179,10 @@ def test_ctrl_c_kills_the_worker_and_keeps_the_file_consistent(tmp_path: Path) -
         Runner(tmp_path, "run1", ENVIRONMENT, plugin=FAKE, progress=progress).run([good, hanging])
     for pid in progress.children:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert completed_case_ids(tmp_path / RESULTS_FILE) == {good.case_id}
+    assert completed_case_ids(tmp_path / RESULTS_FILE) == {good.case_id}  # an interrupted case runs again
     frame = load_results(tmp_path)
-    assert set(frame["case_id"]) == {good.case_id}
+    closing = frame[frame["stage"] == "outcome"].set_index("case_id")["status"]
+    assert closing.to_dict() == {good.case_id: "ok", hanging.case_id: "interrupted"}
 
 
 def test_run_worker_reports_bad_plugin(tmp_path: Path) -> None:
