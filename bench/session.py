@@ -19,6 +19,7 @@ from bench.lifeline import install_stop_handlers
 from bench.measure.environment import capture_environment, power_state
 from bench.model_prep import PreparedModel
 from bench.plugin import DEFAULT_PLUGIN, load_plugin
+from bench.run_lock import RunLock
 from bench.runner import CaseOutcome, NullProgress, ProgressListener, Runner
 from bench.schema import OUTCOME_STAGE, SCHEMA_VERSION, EnvironmentColumns
 from bench.store import (
@@ -92,6 +93,8 @@ class RunSession:
     plan: RunPlan
     #: model id -> what the plugin prepared (the manifest holds their `to_manifest()` form).
     models: dict[str, PreparedModel] = field(default_factory=dict)
+    #: the run folder's lock, held from creation (or resume) until `execute` ends.
+    lock: RunLock | None = None
 
     @property
     def results_path(self) -> Path:
@@ -126,6 +129,7 @@ def start_run(
     environment = capture_environment()
     run_id = new_run_id()
     run_dir = create_run_dir(output, run_id)
+    lock = RunLock(run_dir).acquire()
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -148,7 +152,7 @@ def start_run(
         "resumed": [],
         "status_counts": {},
     }
-    session = RunSession(run_dir, run_id, manifest, plan, models)
+    session = RunSession(run_dir, run_id, manifest, plan, models, lock)
     session.save_manifest()
     return session
 
@@ -156,8 +160,26 @@ def start_run(
 def resume_run(
     run_dir: Path, *, plugin: str | None = None, status: Callable[[str], None] = lambda text: None
 ) -> RunSession:
-    """Reopen a run folder: same cases as its manifest; cases cut short are dropped and rerun."""
+    """Reopen a run folder: same cases as its manifest; cases cut short are dropped and rerun.
+
+    The run folder's lock is taken first: a run another `bench run` holds is refused before
+    anything is read or written.
+    """
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ResultsError(f"cannot resume {run_dir}: not a folder")
+    lock = RunLock(run_dir).acquire()
+    try:
+        return _reopen(run_dir, lock, plugin, status)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _reopen(run_dir: Path, lock: RunLock, plugin: str | None, status: Callable[[str], None]) -> RunSession:
+    takeover = lock.describe_takeover()
+    if takeover:
+        status(f"warning: {takeover}")
     manifest_path = run_dir / MANIFEST_FILE
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -184,7 +206,7 @@ def resume_run(
     manifest.setdefault("resumed", []).append({"at": utc_timestamp(), "power": power_state()})
     manifest["interrupted"] = False
     manifest.pop("signal", None)
-    session = RunSession(run_dir, manifest["run_id"], manifest, plan, models)
+    session = RunSession(run_dir, manifest["run_id"], manifest, plan, models, lock)
     session.save_manifest()
     return session
 
@@ -221,4 +243,6 @@ def execute(
         session.manifest["finished"] = utc_timestamp()
         session.manifest["power"]["end"] = power_state()
         session.save_manifest()
+        if session.lock is not None:
+            session.lock.release()
     return outcomes
