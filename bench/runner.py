@@ -28,6 +28,7 @@ import psutil
 
 from bench.errors import Interrupted
 from bench.executor import ResolvedModels
+from bench.measure.environment import power_state
 from bench.measure.memory import ProcessSampler, attribute_peaks, combine_peaks
 from bench.measure.spans import SpanMeasurement
 from bench.model_prep import PreparedModel, resolved_for
@@ -56,6 +57,7 @@ from bench.schema import (
 )
 from bench.store import RESULTS_FILE, ResultsWriter, completed_case_ids, utc_timestamp
 from bench.suite.case import Case
+from bench.validity import Validity, judge
 from bench.worker import StageBoard, WorkerJob
 
 _EOF = object()
@@ -80,10 +82,11 @@ class CaseOutcome:
     """One case's end state, as the progress display and the summary see it."""
 
     case: Case
-    status: str  # ok, error, timeout, skipped, or "resumed" (already complete; not run again)
+    status: str  # ok, error, timeout, skipped, interrupted, or "resumed" (already complete; not run again)
     error: str | None = None
     wall_seconds: float | None = None
     rows: int = 0
+    validity: Validity | None = None
 
 
 class ProgressListener(Protocol):
@@ -422,6 +425,8 @@ class Runner:
     #: model id -> what the plugin's prepare_models returned; workers get the resolved model sets.
     models: dict[str, PreparedModel] = field(default_factory=dict)
     sample_memory: bool = True  # sample each worker's memory from outside (see bench.measure.memory)
+    #: case id -> power state at the case's start and end (for manifest.json; validity uses it).
+    power: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -455,6 +460,7 @@ class Runner:
         logs.mkdir(exist_ok=True)
         log_path = logs / f"{case.case_id}.log"
         image_path = self.run_dir / "images" / f"{case.case_id}.png" if self.save_images and case.save_image else None
+        power_before = power_state()
         result = run_worker(
             case,
             plugin=self.plugin,
@@ -468,14 +474,16 @@ class Runner:
         )
         if log_path.exists() and log_path.stat().st_size == 0:
             log_path.unlink()
+        self.power[case.case_id] = {"start": power_before, "end": power_state()}
+        validity = judge(case, result.status, result.measurements, self.power[case.case_id])
         context = CaseContext(self.run_id, case, self.environment, result.labels)
-        outcome = Outcome(result.status, result.error)
+        outcome = validity.outcome(result.status, result.error)
         rows = [build_row(context, measurement, outcome) for measurement in result.measurements]
         rows.append(self._closing_row(context, outcome, result.wall_seconds))
         self.writer.append(rows)
         if result.interrupted_by is not None:  # the case is recorded as interrupted; now stop the run
             raise result.interrupted_by
-        return CaseOutcome(case, result.status, result.error, result.wall_seconds, len(rows))
+        return CaseOutcome(case, result.status, result.error, result.wall_seconds, len(rows), validity)
 
     @staticmethod
     def _closing_row(context: CaseContext, outcome: Outcome, wall: float | None) -> dict[str, object]:

@@ -242,6 +242,7 @@ def execute(
         session.manifest["status_counts"] = counts
         session.manifest["finished"] = utc_timestamp()
         session.manifest["power"]["end"] = power_state()
+        session.manifest["power"].setdefault("cases", {}).update(runner.power)
         session.save_manifest()
         if session.lock is not None:
             session.lock.release()

@@ -89,6 +89,9 @@ def test_one_good_case_rows(tmp_path: Path) -> None:
     closing = frame[frame["stage"] == "outcome"]
     assert len(closing) == 1 and closing["metric"].tolist() == ["wall_time"] and closing["value"].iloc[0] > 0
     assert (tmp_path / "images" / f"{good.case_id}.png").exists()
+    # validity: 2 measured repeats is fewer than the default min_repeats (3), on every row of the case
+    assert (frame["valid"] == False).all()  # noqa: E712 - a nullable boolean column
+    assert frame["invalid_reason"].str.contains("2 measured repeats, fewer than min_repeats = 3").all()
     kinds = {type(e) for e in progress.events}
     assert {StageStarted, PhaseStarted, ModelsResolved, SpansFinished} <= kinds
 

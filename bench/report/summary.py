@@ -146,6 +146,7 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "Summar
     labels, common = _distinct_labels([str(r["case"]) for r in records])
     if common:
         title = f"{title} · {common}"
+    show_valid = "valid" in summary and summary["valid"].notna().any()
     show_footprint = summary["peak_footprint_bytes"].notna().any()
     show_psnr = summary["psnr_db"].notna().any()
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
@@ -153,6 +154,8 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "Summar
     table.add_column("#", justify="right")
     table.add_column("case", overflow="fold", min_width=22)
     table.add_column("status")
+    if show_valid:
+        table.add_column("valid")
     table.add_column("end-to-end\nmedian", justify="right")
     table.add_column("iter/s", justify="right")
     table.add_column("cold\nload", justify="right")
@@ -163,10 +166,10 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "Summar
         table.add_column("PSNR\ndB", justify="right")
     for index, record in enumerate(records, 1):
         iter_per_s = record["iter_per_s"]
-        cells = [
-            str(index),
-            escape(labels[index - 1]),
-            _status_text(str(record["status"])),
+        cells = [str(index), escape(labels[index - 1]), _status_text(str(record["status"]))]
+        if show_valid:
+            cells.append(_valid_text(record.get("valid")))
+        cells += [
             format_seconds(record["end_to_end_s"]),
             _rate(iter_per_s),
             format_seconds(record["cold_load_s"]),
@@ -196,6 +199,18 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "Summar
             problems.setdefault((str(record["status"]), str(record["error"])), []).append(f"#{index}")
     for (status, error), numbers in problems.items():
         console.print(f"  {', '.join(numbers)} {status}: {escape(error)}")
+    invalid: dict[str, list[str]] = {}  # reason -> case numbers
+    for index, record in enumerate(records, 1):
+        if record.get("valid") is False and record["status"] == "ok" and _present(record.get("invalid_reason")):
+            invalid.setdefault(str(record["invalid_reason"]), []).append(f"#{index}")
+    for reason, numbers in invalid.items():
+        console.print(f"  {', '.join(numbers)} invalid: {escape(reason)}")
+
+
+def _valid_text(value: Any) -> str:
+    if not _present(value):
+        return "-"
+    return "[green]yes[/green]" if bool(value) else "[red]no[/red]"
 
 
 def _distinct_labels(labels: list[str]) -> tuple[list[str], str]:
