@@ -78,3 +78,8 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+class ResultsWarning(UserWarning):
+    """Rows of a results file were left out (torn, unparsable, or of a case that never finished);
+    the message names the file, the line numbers and how many."""
