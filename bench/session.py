@@ -174,8 +174,8 @@ def resume_run(
     anything is read or written.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ResultsError(f"cannot resume {run_dir}: not a folder")
+    if not (run_dir / MANIFEST_FILE).is_file():  # checked before the lock file is made in it
+        raise ResultsError(f"cannot resume {run_dir}: no {MANIFEST_FILE} (not a run folder)")
     lock = RunLock(run_dir).acquire()
     try:
         return _reopen(run_dir, lock, plugin, status)
