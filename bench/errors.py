@@ -57,3 +57,7 @@ class SuiteError(BenchError):
 
 class ResultsError(BenchError):
     """The results folder cannot be written or a results file cannot be read."""
+
+
+class PublishedNumbersError(BenchError):
+    """The published-numbers CSV is missing, unreadable or not in the documented schema."""
