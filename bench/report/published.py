@@ -308,8 +308,9 @@ def device_table(
 ) -> pd.DataFrame:
     """One row per (table, device, configuration) with its end-to-end seconds and iter/s.
 
-    `model` / `device` keep rows whose model (key or label) / device (name or chip) contains the
-    text, case-insensitively. Historical, superseded and repeated rows only with `include_old`.
+    `model` keeps rows whose model key or label contains the text (case-insensitively) or whose
+    family is the text's ("SD 1.5" finds "Stable Diffusion 1.5"); `device` keeps rows whose device
+    name contains the text or whose chip is it. Historical, superseded and repeated rows only with `include_old`.
     """
     import pandas as pd
 
@@ -318,8 +319,9 @@ def device_table(
     if not include_old:
         wanted = [f for f in wanted if f.status == "current"]
     if model:
-        needle = model.lower()
-        wanted = [f for f in wanted if needle in (f.model or "").lower() or needle in f.model_label.lower()]
+        needle, family = model.lower(), model_family(model)
+        wanted = [f for f in wanted if needle in (f.model or "").lower() or needle in f.model_label.lower()
+                  or (family is not None and f.model == family)]  # fmt: skip
     if device:
         needle = device.lower()
         wanted = [f for f in wanted if needle in (f.device or "").lower() or needle == (f.chip or "").lower()]
