@@ -7,6 +7,7 @@ evaluates JavaScript in it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -49,14 +50,17 @@ class Chromium:
         self._profile = tempfile.TemporaryDirectory(prefix="bench-chromium-")
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
+        # Move the child's ends to fds >= 10 so bash's "3<&X 4>&Y" cannot clobber one with the other.
+        to_chrome_r, from_chrome_w = (self._high(fd) for fd in (to_chrome_r, from_chrome_w))
         flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
                  "--disable-dev-shm-usage", f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe",
                  "about:blank"]  # fmt: skip
-        # Chromium reads commands on fd 3 and writes replies on fd 4: map our pipe ends there.
+        # Chromium reads commands on fd 3 and writes replies on fd 4: map our pipe ends there (bash, as
+        # dash accepts only one-digit fds in redirections).
         script = f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}'
         self._process = subprocess.Popen(
-            ["sh", "-c", script, executable, *flags],
+            ["bash", "-c", script, executable, *flags],
             pass_fds=(to_chrome_r, from_chrome_w),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -66,6 +70,12 @@ class Chromium:
         self._events: list[dict[str, Any]] = []
         self._next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
+
+    @staticmethod
+    def _high(fd: int) -> int:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(fd)
+        return high
 
     def _read(self) -> None:
         buffer = b""
