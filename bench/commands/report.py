@@ -39,7 +39,7 @@ def handle(args: argparse.Namespace) -> int:
     results = load_results(args.runs if len(args.runs) > 1 else args.runs[0])
     if results.empty:
         raise ResultsError(f"{', '.join(args.runs)}: no result rows (an empty run)")
-    _warn_non_finite(results)
+    warn_non_finite(results)
     want_charts = args.format == "html" or args.out is not None
     report = build_report(results, against_published=args.against == "published", charts=want_charts)
     console = Console()
@@ -73,13 +73,12 @@ def _write(path: Path, text: str) -> None:
         raise ResultsError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _warn_non_finite(results: Any) -> None:
+def warn_non_finite(results: Any) -> None:
     """NaN / inf values are not samples: the statistics leave them out; say how many, per run."""
     import numpy as np
 
     values = results["value"].to_numpy(dtype=np.float64, na_value=np.nan)
-    recorded = results["value"].notna().to_numpy() | np.isnan(values) & False
-    bad = ~np.isfinite(values) & recorded
+    bad = ~np.isfinite(values)  # every row carries a value, so an empty one counts too
     if bad.any():
         runs = results.loc[bad, "run_id"].astype(str).value_counts()
         for run_id, count in runs.items():
