@@ -26,7 +26,7 @@ def test_same_device_from_ios_product_type() -> None:
     assert match.kind == "device" and [f.device for f in match.figures] == ["iPhone 15 Pro Max"]
     figure = match.figures[0]
     assert figure.ratio_end_to_end == pytest.approx(2.0) and figure.ratio_iter_per_s == pytest.approx(0.5)
-    assert "Sep 2023" == figure.date and "SDXL iOS table" in figure.table
+    assert figure.date == "Sep 2023" and "SDXL iOS table" in figure.table
 
 
 def test_same_mac_from_model_identifier_and_chip() -> None:
