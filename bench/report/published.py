@@ -250,13 +250,17 @@ def published_quantization(text: str, bits: float | None) -> str | None:
 
 
 def measured_quantization(text: str | None) -> str | None:
-    """A run's quantization label -> the same key space: "fp16" -> "float16", "mbp-4.5" -> "mbp-4.50"."""
+    """A run's quantization label -> the same key space: "fp16" -> "float16", "palettized-6bit" ->
+    "pal6", "mbp-4.5" -> "mbp-4.50"."""
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return None
     lower = str(text).lower()
     aliases = {"fp16": "float16", "fp32": "float32", "w8": "int8", "linear-8": "int8"}
     if lower in aliases:
         return aliases[lower]
+    palette = re.fullmatch(r"(?:palettized-|pal)(\d)(?:bit)?", lower)
+    if palette:
+        return f"pal{palette.group(1)}"
     mbp = re.fullmatch(r"mbp-(\d+(?:\.\d+)?)", lower)
     return f"mbp-{float(mbp.group(1)):.2f}" if mbp else lower
 

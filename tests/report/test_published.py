@@ -135,3 +135,11 @@ def test_run_comparison_lists_matched_cases_only() -> None:
     text = console.export_text()
     assert "iPhone 15 Pro Max" in text and "31.00s" in text and "0.95" in text  # 29.5 / 31
     assert "tiny" not in text
+
+
+@pytest.mark.parametrize(("label", "key"), [("fp16", "float16"), ("float16", "float16"), ("palettized-6bit", "pal6"),
+                                            ("mbp-4.5", "mbp-4.50"), ("mbp-4.04", "mbp-4.04"), (None, None)])  # fmt: skip
+def test_measured_quantization(label: str | None, key: str | None) -> None:
+    from bench.report.published import measured_quantization
+
+    assert measured_quantization(label) == key
