@@ -34,6 +34,9 @@ BREAKDOWN_GROUPS: dict[str, tuple[str, ...]] = {
     "VAE": ("vae_encoder", "vae_decoder"),
 }
 _DPI = 110
+#: Most cases one chart shows (bars / lines beyond this are unreadable); the title says when cut.
+MAX_BARS = 24
+MAX_LINES = 10
 
 
 @dataclass
@@ -81,6 +84,13 @@ def _case_labels(summary: pd.DataFrame) -> list[str]:
     return labels
 
 
+def _first_cases(summary: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, str]:
+    """The first `limit` cases, and a title suffix saying so when some were left out."""
+    if len(summary) <= limit:
+        return summary, ""
+    return summary.iloc[:limit], f" (first {limit} of {len(summary)} cases)"
+
+
 def _measured_latency(stages: pd.DataFrame) -> pd.DataFrame:
     return stages[(stages["phase"].astype("string") == "measured") & (stages["metric"].astype("string") == "latency")]
 
@@ -88,13 +98,15 @@ def _measured_latency(stages: pd.DataFrame) -> pd.DataFrame:
 def stage_breakdown(summary: pd.DataFrame, stages: pd.DataFrame) -> Chart:
     """Stacked bars per case: median seconds of the encoders, the denoising loop and the VAE."""
     chart = Chart("stage_breakdown", "Per-stage latency per case (median of measured repeats)")
-    ok = summary[summary["status"].astype("string") == "ok"]
+    ok, cut = _first_cases(summary[summary["status"].astype("string") == "ok"], MAX_BARS)
     latency = _measured_latency(stages)
     if ok.empty or latency.empty:
         chart.skipped = "no measured stage latencies"
         return chart
-    medians = {(str(r["run_id"]), str(r["case_id"]), str(r["stage"])): float(r["median"])
-               for r in latency.to_dict("records")}  # fmt: skip
+    wanted = [stage for group in BREAKDOWN_GROUPS.values() for stage in group]
+    latency = latency[latency["stage"].astype("string").isin(wanted)]
+    medians = {(str(r), str(c), str(s)): float(m)
+               for r, c, s, m in zip(latency["run_id"], latency["case_id"], latency["stage"], latency["median"])}  # fmt: skip
     figure = _figure(max(6.0, 1.1 * len(ok) + 2), 4.8)
     axes = figure.add_subplot()
     bottoms = [0.0] * len(ok)
@@ -112,7 +124,7 @@ def stage_breakdown(summary: pd.DataFrame, stages: pd.DataFrame) -> Chart:
         return chart
     axes.set_xticks(range(len(keys)), _case_labels(ok), fontsize=7, rotation=20, ha="right")
     axes.set_ylabel("latency (s)")
-    axes.set_title(chart.title)
+    axes.set_title(chart.title + cut, fontsize=11)
     axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
     chart.figure = figure
     return chart
@@ -214,11 +226,16 @@ def step_trace(results: pd.DataFrame, summary: pd.DataFrame) -> Chart:
     against the steady state."""
     chart = Chart("step_trace", "Per-step latency of the denoising loop (median over measured repeats)")
     measured = results[(results["phase"].astype("string") == "measured") & (results["metric"].astype("string") == "latency")]
-    steps = step_seconds(measured)
+    shown, cut = _first_cases(summary[summary["status"].astype("string") == "ok"], MAX_LINES)
+    keep = set(zip(shown["run_id"].astype(str), shown["case_id"].astype(str)))
+    candidates = measured[measured["run_id"].astype(str).isin({r for r, _ in keep})
+                          & measured["case_id"].astype(str).isin({c for _, c in keep})]  # fmt: skip
+    steps = step_seconds(candidates)
     if steps.empty:
         chart.skipped = "no denoising steps measured"
         return chart
     per_step = describe_groups(steps, ["run_id", "case_id", "step"])
+    per_step = per_step[[(str(r), str(c)) in keep for r, c in zip(per_step["run_id"], per_step["case_id"])]]
     labels = {(str(r["run_id"]), str(r["case_id"])): lbl.replace("\n", " ")
               for r, lbl in zip(summary.to_dict("records"), _case_labels(summary))}  # fmt: skip
     figure = _figure(8.0, 4.8)
@@ -229,8 +246,8 @@ def step_trace(results: pd.DataFrame, summary: pd.DataFrame) -> Chart:
                   label=labels.get((str(run_id), str(case_id)), str(case_id)))  # fmt: skip
     axes.set_xlabel("denoising step (index)")
     axes.set_ylabel("step latency, unet + scheduler (ms)")
-    axes.set_title(chart.title, fontsize=10)
-    axes.legend(fontsize=7, ncols=2 if per_step[["run_id", "case_id"]].drop_duplicates().shape[0] > 6 else 1)
+    axes.set_title(chart.title + cut, fontsize=10)
+    axes.legend(fontsize=7, ncols=2 if len(keep) > 6 else 1)
     chart.figure = figure
     return chart
 
@@ -239,39 +256,36 @@ def load_by_part(stages: pd.DataFrame, summary: pd.DataFrame) -> Chart:
     """Cold load (first load in a fresh worker) vs warm load (reloads inside measured repeats, under
     reduce_memory) per model part, one bar per case."""
     chart = Chart("load_by_part", "Cold vs warm load per model part (median seconds)")
+    shown, cut = _first_cases(summary, MAX_LINES)
+    labels = {(str(r["run_id"]), str(r["case_id"])): lbl.replace("\n", " ")
+              for r, lbl in zip(shown.to_dict("records"), _case_labels(summary.iloc[: len(shown)]))}  # fmt: skip
     latency = stages[stages["metric"].astype("string") == "latency"]
-    stage = latency["stage"].astype("string")
-    loads = latency[stage.str.startswith("load/").fillna(False)]
-    phase = loads["phase"].astype("string")
-    cold = loads[phase == "cold"]
-    warm = loads[phase == "measured"]
-    if cold.empty and warm.empty:
+    loads = latency[latency["stage"].astype("string").str.startswith("load/").fillna(False)]
+    loads = loads[loads["phase"].astype("string").isin(["cold", "measured"])]
+    if loads.empty:
         chart.skipped = "no load spans recorded"
         return chart
     parts = list(dict.fromkeys(str(s).split("/", 1)[1] for s in loads["stage"].astype(str)))
-    cases = list(dict.fromkeys(zip(loads["run_id"].astype(str), loads["case_id"].astype(str))))
-    labels = {(str(r["run_id"]), str(r["case_id"])): lbl.replace("\n", " ")
-              for r, lbl in zip(summary.to_dict("records"), _case_labels(summary))}  # fmt: skip
-    series: list[tuple[str, dict[str, float], bool]] = []
-    for kind, frame in (("cold", cold), ("warm", warm)):
-        for run_id, case_id in cases:
-            rows = frame[(frame["run_id"].astype(str) == run_id) & (frame["case_id"].astype(str) == case_id)]
-            if rows.empty:
-                continue
-            values = {str(s).split("/", 1)[1]: float(v) for s, v in zip(rows["stage"], rows["median"])}
-            series.append((f"{kind} · {labels.get((run_id, case_id), case_id)}", values, kind == "warm"))
+    values: dict[tuple[str, str, str], dict[str, float]] = {}
+    for run_id, case_id, phase, stage, median in zip(loads["run_id"].astype(str), loads["case_id"].astype(str),
+                                                     loads["phase"].astype(str), loads["stage"].astype(str), loads["median"]):
+        if (run_id, case_id) in labels:
+            values.setdefault((phase, run_id, case_id), {})[stage.split("/", 1)[1]] = float(median)
+    series = [(f"{'cold' if phase == 'cold' else 'warm'} · {labels[(run_id, case_id)]}", parts_, phase != "cold")
+              for (phase, run_id, case_id), parts_ in sorted(values.items(), key=lambda item: item[0][0] != "cold")]
+    has_warm = any(is_warm for _, _, is_warm in series)
     figure = _figure(max(7.0, 0.3 * len(series) * len(parts) + 3), 4.8)
     axes = figure.add_subplot()
     width = 0.8 / max(1, len(series))
-    for index, (label, values, is_warm) in enumerate(series):
+    for index, (label, by_part, is_warm) in enumerate(series):
         offsets = [p - 0.4 + width * (index + 0.5) for p in range(len(parts))]
-        axes.bar(offsets, [values.get(part, 0.0) for part in parts], width, label=label,
+        axes.bar(offsets, [by_part.get(part, 0.0) for part in parts], width, label=label,
                  hatch="//" if is_warm else None)  # fmt: skip
     axes.set_xticks(range(len(parts)), parts)
     axes.set_xlabel("model part")
     axes.set_ylabel("load time (s)")
-    note = "" if not warm.empty else "\n(no warm loads: parts are loaded once unless reduce_memory is on)"
-    axes.set_title(chart.title + note, fontsize=10)
+    note = "" if has_warm else "\n(no warm loads: parts are loaded once unless reduce_memory is on)"
+    axes.set_title(chart.title + cut + note, fontsize=10)
     axes.legend(fontsize=7, ncols=2 if len(series) > 6 else 1)
     chart.figure = figure
     return chart

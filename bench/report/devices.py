@@ -106,10 +106,14 @@ class MachineIdentity:
     chip: str | None  # normalised Apple chip, None off Apple silicon
 
 
-def identify(device: str | None, chip: str | None) -> MachineIdentity:
-    """The machine behind a recorded (device, chip): the identifier table first, then the chip text."""
+def identify(device: str | None, chip: str | None, device_name: str | None = None) -> MachineIdentity:
+    """The machine behind a recorded (device, chip): the identifier table first, then a recorded
+    marketing name (`device_name`, results schema 2), then the chip text alone."""
     recorded = "" if device is None else str(device)
     known = DEVICES.get(recorded.strip())
+    if known is None and device_name:
+        named = [d for d in DEVICES.values() if d.name.lower() == str(device_name).strip().lower()]
+        known = named[0] if named else None
     if known is not None:
         return MachineIdentity(recorded, known.name, known.line, known.chip)
     return MachineIdentity(recorded, None, None, normalise_chip(chip))
@@ -134,7 +138,7 @@ def same_device(machine: MachineIdentity, line: str, chip: str | None) -> bool:
     if machine.line is None:
         # A Mac known only by its chip text (an unlisted identifier): a generic "Mac" row still fits.
         return line == "Mac" and not chip.startswith("A")
-    return machine.line.lower() == line.lower() or (line == "Mac" and DEVICES_BY_LINE_KIND.get(machine.line) == "Mac")
+    return machine.line.lower() == line.lower() or (line == "Mac" and _LINE_KINDS.get(machine.line) == "Mac")
 
 
-DEVICES_BY_LINE_KIND: dict[str, str] = {d.line: d.kind for d in DEVICES.values()}
+_LINE_KINDS: dict[str, str] = {d.line: d.kind for d in DEVICES.values()}

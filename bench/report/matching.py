@@ -61,13 +61,22 @@ class PublishedMatch:
 def match_cases(summary: pd.DataFrame, published: pd.DataFrame | None = None) -> list[PublishedMatch]:
     """One `PublishedMatch` per row of `case_summary` output, in the same order."""
     table = device_table() if published is None else published
-    return [_match(record, table) for record in summary.to_dict("records")]
+    # Cases sharing a configuration and machine share the published rows: look them up once.
+    found: dict[tuple, tuple[str, list[dict[str, Any]], tuple[str, ...], int, str]] = {}
+    matches = []
+    for record in summary.to_dict("records"):
+        key = tuple(_text(record.get(c)) for c in ("model", "refiner", "device", "device_name", "chip", *MATCH_FIELDS))
+        if key not in found:
+            found[key] = _lookup(record, table)
+        matches.append(_match(record, *found[key]))
+    return matches
 
 
-def _match(record: dict[str, Any], table: pd.DataFrame) -> PublishedMatch:
-    machine = identify(_text(record.get("device")), _text(record.get("chip")))
+def _lookup(record: dict[str, Any], table: pd.DataFrame) -> tuple[str, list[dict[str, Any]], tuple[str, ...], int, str]:
+    """(kind, matched published rows, devices for reference, rows of this configuration, note)."""
+    machine = _machine(record)
     family = model_family(_text(record.get("model")))
-    if record.get("refiner") is True:
+    if _text(record.get("refiner")) == "True":
         family = None  # the published tables are base-model figures
     wanted = {
         "resolution": _int(record.get("resolution")),
@@ -77,40 +86,41 @@ def _match(record: dict[str, Any], table: pd.DataFrame) -> PublishedMatch:
         "steps": _int(record.get("steps")),
     }
     rows = table[table["model"] == family] if family else table.iloc[0:0]
-    unstated: set[str] = set()
     for name, value in wanted.items():
         column = rows[name]
-        stated = column.notna()
-        if (~stated).any():
-            unstated.add(name)
-        rows = rows[~stated | (column.astype(object) == value)]
-    measured_e2e = _float(record.get("end_to_end_s"))
-    measured_ips = _float(record.get("iter_per_s"))
-    base = {
-        "run_id": str(record.get("run_id", "")), "case_id": str(record.get("case_id", "")),
-        "case": str(record.get("case", "")), "model": str(record.get("model", "")), "machine": machine,
-        "end_to_end_s": measured_e2e, "iter_per_s": measured_ips, "config_rows": len(rows),
-    }  # fmt: skip
+        rows = rows[column.isna() | (column.astype(object) == value)]
+    unstated = {name for name in wanted if rows[name].isna().any()}
     if rows.empty:
-        return PublishedMatch(**base, kind="unpublished", figures=(), reference_devices=(),
-                              note="no published figure for this configuration")  # fmt: skip
+        return "unpublished", [], (), 0, "no published figure for this configuration"
     records = rows.to_dict("records")
     exact = [r for r in records if same_device(machine, _published_line(r), r["chip"])]
     same_chip = [r for r in records if machine.chip is not None and r["chip"] == machine.chip]
     unstated_note = f"; the source does not state {', '.join(sorted(unstated))}" if unstated else ""
     who = machine.name or machine.device or "this machine"
     if exact:
-        return PublishedMatch(**base, kind="device", figures=_figures(exact, measured_e2e, measured_ips),
-                              reference_devices=(), note=f"same device ({who}){unstated_note}")  # fmt: skip
+        return "device", exact, (), len(records), f"same device ({who}){unstated_note}"
     if same_chip:
         devices = ", ".join(sorted({r["device"] for r in same_chip}))
-        return PublishedMatch(**base, kind="chip", figures=_figures(same_chip, measured_e2e, measured_ips),
-                              reference_devices=(),
-                              note=f"no published {who}; same chip ({machine.chip}) on {devices}{unstated_note}")  # fmt: skip
+        note = f"no published {who}; same chip ({machine.chip}) on {devices}{unstated_note}"
+        return "chip", same_chip, (), len(records), note
     devices = tuple(dict.fromkeys(r["device"] for r in records))
     chip = f" ({machine.chip})" if machine.chip else ""
-    return PublishedMatch(**base, kind="other-devices", figures=(), reference_devices=devices,
-                          note=f"no published figure for {who}{chip}; published for: {', '.join(devices)}")  # fmt: skip
+    return "other-devices", [], devices, len(records), f"no published figure for {who}{chip}; published for: {', '.join(devices)}"
+
+
+def _match(record: dict[str, Any], kind: str, rows: list[dict[str, Any]], devices: tuple[str, ...], config_rows: int,
+           note: str) -> PublishedMatch:
+    e2e, ips = _float(record.get("end_to_end_s")), _float(record.get("iter_per_s"))
+    return PublishedMatch(
+        run_id=str(record.get("run_id", "")), case_id=str(record.get("case_id", "")), case=str(record.get("case", "")),
+        model=str(record.get("model", "")), machine=_machine(record),
+        kind=kind, end_to_end_s=e2e, iter_per_s=ips, figures=_figures(rows, e2e, ips), reference_devices=devices,
+        config_rows=config_rows, note=note,
+    )  # fmt: skip
+
+
+def _machine(record: dict[str, Any]) -> MachineIdentity:
+    return identify(_text(record.get("device")), _text(record.get("chip")), _text(record.get("device_name")))
 
 
 def _published_line(row: dict[str, Any]) -> str:

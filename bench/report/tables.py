@@ -58,12 +58,16 @@ def _validity(record: dict[str, Any]) -> str:
 
 def case_table(summary: pd.DataFrame) -> TextTable:
     """Per case: status, validity, end-to-end median with IQR and p90, iter/s, loads, memory, PSNR."""
-    table = TextTable("Cases", ["#", "case", "run", "status", "validity", "end-to-end median", "IQR", "p90",
+    several_runs = summary["run_id"].nunique() > 1 if "run_id" in summary else False
+    table = TextTable("Cases", ["#", "case", "status", "validity", "end-to-end median", "IQR", "p90",
                                 "iter/s", "cold load", "warm load", "peak RSS", "peak footprint", "PSNR dB"])  # fmt: skip
+    if several_runs:
+        table.headers.insert(2, "run")
     for index, record in enumerate(summary.to_dict("records"), 1):
         psnr = record.get("psnr_db")
+        run = [str(record.get("run_id", ""))] if several_runs else []
         table.rows.append([
-            str(index), str(record.get("case", "")), str(record.get("run_id", "")), str(record.get("status", "")),
+            str(index), str(record.get("case", "")), *run, str(record.get("status", "")),
             _validity(record), format_seconds(record.get("end_to_end_s")), format_seconds(record.get("end_to_end_iqr_s")),
             format_seconds(record.get("end_to_end_p90_s")), _rate(record.get("iter_per_s")),
             format_seconds(record.get("cold_load_s")), format_seconds(record.get("warm_load_s")),

@@ -48,3 +48,8 @@ def test_same_device() -> None:
     assert same_device(identify("Mac14,3", "Apple M2"), "Mac", "M2")  # Apple's generic "Mac (M2 24 GB)"
     assert not same_device(identify("Mac14,3", "Apple M2"), "iPad Pro", "M2")
     assert same_device(identify("iPad14,5", None), "iPad Pro", "M2")
+
+
+def test_identify_from_a_recorded_marketing_name() -> None:
+    machine = identify("unknown-product", None, device_name="iPhone 15 Pro Max")
+    assert (machine.name, machine.chip) == ("iPhone 15 Pro Max", "A17 Pro")

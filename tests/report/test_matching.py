@@ -58,3 +58,24 @@ def test_any_config_difference_is_unpublished(change: dict[str, Any]) -> None:
 def test_failed_case_keeps_its_row_with_nan_ratio() -> None:
     (match,) = match_cases(pd.DataFrame([case(IOS, "iPad14,5", None, e2e=float("nan"), ips=float("nan"))]))
     assert match.kind == "device" and math.isnan(match.figures[0].ratio_end_to_end)
+
+
+def test_unstated_fields_match_anything_and_are_named() -> None:
+    # Hugging Face's Diffusers-app table states neither attention, resolution nor steps
+    config = {"model": "coreml-stable-diffusion-2-1-base", "resolution": 512, "attention": "SPLIT_EINSUM",
+              "quantization": "float16", "compute_unit": "CPU_AND_NE", "steps": 25}  # fmt: skip
+    (match,) = match_cases(pd.DataFrame([case(config, "Mac14,3", "Apple M2", e2e=21.0)]))
+    assert match.kind == "device" and [f.device for f in match.figures] == ["Mac (M2 24 GB)"]
+    assert match.figures[0].ratio_end_to_end == pytest.approx(2.0)  # 21 / 10.5
+    assert "does not state attention, quantization, resolution, steps" in match.note
+
+
+def test_refiner_cases_are_not_matched_to_base_figures() -> None:
+    (match,) = match_cases(pd.DataFrame([{**case(MACOS, "Mac14,5", "Apple M2 Max"), "refiner": True}]))
+    assert match.kind == "unpublished"
+
+
+def test_cases_sharing_a_configuration_get_their_own_ratios() -> None:
+    rows = [case(IOS, "iPhone16,2", None, e2e=31.0), case(IOS, "iPhone16,2", None, e2e=62.0)]
+    first, second = match_cases(pd.DataFrame(rows))
+    assert (first.figures[0].ratio_end_to_end, second.figures[0].ratio_end_to_end) == pytest.approx((1.0, 2.0))
