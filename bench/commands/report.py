@@ -26,7 +26,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folder, results.csv, results tree or glob")
     parser.add_argument("--against", choices=("published",), help="put each case beside the matching published figure")
     parser.add_argument("--format", choices=("term", "md", "html"), default="term", help="output format (default: term)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="folder for report.md / report.html and charts/")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="folder for report.md / report.html and charts/ (html default: report/)")
     parser.set_defaults(handler=handle)
 
 
@@ -36,7 +37,10 @@ def handle(args: argparse.Namespace) -> int:
     from bench.report.document import build_report, html_document, markdown, render_report_term, write_charts
     from bench.store import load_results
 
-    results = load_results(args.runs if len(args.runs) > 1 else args.runs[0])
+    try:
+        results = load_results(args.runs if len(args.runs) > 1 else args.runs[0])
+    except ValueError as error:  # a cell pandas cannot parse (e.g. "nan" in a numeric column)
+        raise ResultsError(f"{', '.join(args.runs)}: unreadable results ({error})") from None
     if results.empty:
         raise ResultsError(f"{', '.join(args.runs)}: no result rows (an empty run)")
     warn_non_finite(results)

@@ -66,6 +66,35 @@ def test_nan_values_are_counted_not_silently_dropped(capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err == f"bench: warning: run {run_id}: 2 NaN/inf values left out of the statistics\n"
 
 
+def _with_value(tmp_path: Path, text: str) -> Path:
+    """A copy of the example run whose first measured end-to-end value reads `text`."""
+    import shutil
+
+    run = next(EXAMPLE_RESULTS.iterdir())
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    lines = (copy / RESULTS_FILE).read_text(encoding="utf-8").splitlines()
+    index = next(i for i, line in enumerate(lines) if ",measured,0,end_to_end,," in line)
+    cells = lines[index].split(",")
+    cells[COLUMNS.index("value")] = text
+    lines[index] = ",".join(cells)
+    (copy / RESULTS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return copy
+
+
+def test_inf_in_a_results_file_is_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _with_value(tmp_path, "inf")
+    assert main(["report", str(run)]) == 0
+    assert f"run {run.name}: 1 NaN/inf values left out of the statistics" in capsys.readouterr().err
+
+
+def test_unparseable_value_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _with_value(tmp_path, "nan")  # pandas does not parse "nan" as a number
+    assert main(["report", str(run)]) == 2
+    error = _one_line_error(capsys)
+    assert str(run) in error and "nan" in error
+
+
 def test_published_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["published", "--model", "sdxl"]) == 0
     out = capsys.readouterr().out
