@@ -244,6 +244,9 @@ def step_trace(results: pd.DataFrame, summary: pd.DataFrame) -> Chart:
         group = group.sort_values("step")
         axes.plot(group["step"].astype(int), group["median"] * 1e3, marker="o", markersize=3,
                   label=labels.get((str(run_id), str(case_id)), str(case_id)))  # fmt: skip
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("denoising step (index)")
     axes.set_ylabel("step latency, unet + scheduler (ms)")
     axes.set_title(chart.title + cut, fontsize=10)

@@ -74,16 +74,17 @@ def write_charts(report: Report, folder: Path) -> list[Path]:
 
 def markdown(report: Report, chart_folder: str | None = None) -> str:
     """The report as markdown; charts linked as `<chart_folder>/<name>.png` when given."""
+    *main, stages = report.tables()  # the long per-stage table goes after the charts
     parts = [f"# {report.title}", ""]
-    for table in report.tables():
+    for table in main:
         parts.append(render_markdown(table))
     if chart_folder is not None:
         parts.append("## Charts\n")
         for chart in report.charts:
             if chart.figure is not None:
                 parts.append(f"![{chart.title}]({chart_folder}/{chart.name}.png)\n")
-    for note in report.skipped_notes():
-        parts.append(f"- {note}")
+        parts += [f"- {note}" for note in report.skipped_notes()] + [""]
+    parts.append(render_markdown(stages))
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -99,8 +100,9 @@ figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; }
 
 def html_document(report: Report) -> str:
     """One self-contained HTML page: inline CSS, tables, charts as PNG data: URIs; no external fetch."""
+    *main, stages = report.tables()  # the long per-stage table goes after the charts
     body = [f"<h1>{html.escape(report.title)}</h1>"]
-    body += [render_html(table) for table in report.tables()]
+    body += [render_html(table) for table in main]
     body.append("<h2>Charts</h2>")
     for chart in report.charts:
         if chart.figure is not None:
@@ -109,6 +111,7 @@ def html_document(report: Report) -> str:
     notes = report.skipped_notes()
     if notes:
         body.append("<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    body.append(render_html(stages))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<link rel='icon' href='data:,'><meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
             f"<title>{html.escape(report.title)}</title><style>{_STYLE}</style></head><body>"
