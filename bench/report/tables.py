@@ -39,6 +39,14 @@ def _present(value: Any) -> bool:
         return False
 
 
+def _stated(value: Any) -> bool:
+    return _present(value) and str(value) != ""
+
+
+def _or_unstated(value: Any) -> str:
+    return str(value) if _stated(value) else "not stated"
+
+
 def _rate(value: Any) -> str:
     return f"{value:.2f}" if _present(value) else "-"
 
@@ -142,11 +150,11 @@ def published_tables(frame: pd.DataFrame, metric: str | None = None) -> list[Tex
             star = "*" if record["reduce_memory"] else ""
             starred = starred or bool(star)
             approx = "~" if record["approximate"] else ""
-            row = [record["model_label"], f"{record['device']}{star}", record["compute_unit"] or "not stated",
-                   record["attention"] or "not stated",
-                   record["quantization"] or record["quantization_label"] or "not stated",
+            weights = record["quantization"] if _stated(record["quantization"]) else record["quantization_label"]
+            row = [_or_unstated(record["model_label"]), f"{record['device']}{star}", _or_unstated(record["compute_unit"]),
+                   _or_unstated(record["attention"]), _or_unstated(weights),
                    f"{record['resolution']}x{record['resolution']}" if _present(record["resolution"]) else "not stated",
-                   str(record["steps"]) if _present(record["steps"]) else "not stated"]  # fmt: skip
+                   _or_unstated(record["steps"])]  # fmt: skip
             if metric in (None, "end_to_end"):
                 row.append(approx + format_seconds(record["end_to_end_s"]))
             if metric in (None, "iter_per_s"):
@@ -172,7 +180,7 @@ def render_term(table: TextTable, console: Console) -> None:
     for header in table.headers:
         rich_table.add_column(header, overflow="fold")
     for row in table.rows:
-        rich_table.add_row(*(escape(cell) for cell in row))
+        rich_table.add_row(*(escape(str(cell)) for cell in row))
     console.print(rich_table)
     for note in table.notes:
         console.print("  " + escape(note))

@@ -116,3 +116,11 @@ def test_published_filters(capsys: pytest.CaptureFixture[str]) -> None:
 def test_published_no_match_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["published", "--device", "Pixel"]) == 2
     assert "no published figure matches --device 'Pixel'" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("flags", [[], ["--all"], ["--all", "--metric", "end_to_end"]])
+def test_published_every_table(flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["published", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "fast-mac-diffusers" in out and "not stated" in out and "undated" in out  # the Diffusers-app table
+    assert ("[HISTORICAL]" in out) == ("--all" in flags)
