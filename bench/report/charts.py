@@ -225,6 +225,7 @@ def step_trace(results: pd.DataFrame, summary: pd.DataFrame) -> Chart:
     """Median seconds of each denoising step over the measured repeats, per case: the first steps
     against the steady state."""
     chart = Chart("step_trace", "Per-step latency of the denoising loop (median over measured repeats)")
+    steady_note = "\ndashed: steady state, the median of the steps after the first"
     measured = results[(results["phase"].astype("string") == "measured") & (results["metric"].astype("string") == "latency")]
     shown, cut = _first_cases(summary[summary["status"].astype("string") == "ok"], MAX_LINES)
     keep = set(zip(shown["run_id"].astype(str), shown["case_id"].astype(str)))
@@ -238,18 +239,25 @@ def step_trace(results: pd.DataFrame, summary: pd.DataFrame) -> Chart:
     per_step = per_step[[(str(r), str(c)) in keep for r, c in zip(per_step["run_id"], per_step["case_id"])]]
     labels = {(str(r["run_id"]), str(r["case_id"])): lbl.replace("\n", " ")
               for r, lbl in zip(summary.to_dict("records"), _case_labels(summary))}  # fmt: skip
+    # Steady state: the median of every step after the first, over all measured repeats.
+    later = steps[steps["step"] >= 1]
+    steady = {(str(r), str(c)): m for r, c, m in
+              zip(*(describe_groups(later, ["run_id", "case_id"])[k] for k in ("run_id", "case_id", "median")))}  # fmt: skip
     figure = _figure(8.0, 4.8)
     axes = figure.add_subplot()
     for (run_id, case_id), group in per_step.groupby(["run_id", "case_id"], sort=False, observed=True):
         group = group.sort_values("step")
-        axes.plot(group["step"].astype(int), group["median"] * 1e3, marker="o", markersize=3,
-                  label=labels.get((str(run_id), str(case_id)), str(case_id)))  # fmt: skip
+        line = axes.plot(group["step"].astype(int), group["median"] * 1e3, marker="o", markersize=3,
+                         label=labels.get((str(run_id), str(case_id)), str(case_id)))[0]  # fmt: skip
+        level = steady.get((str(run_id), str(case_id)))
+        if level is not None and math.isfinite(level) and len(group) > 2:
+            axes.axhline(level * 1e3, color=line.get_color(), linestyle="--", linewidth=0.8, alpha=0.7)
     from matplotlib.ticker import MaxNLocator
 
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("denoising step (index)")
     axes.set_ylabel("step latency, unet + scheduler (ms)")
-    axes.set_title(chart.title + cut, fontsize=10)
+    axes.set_title(chart.title + cut + (steady_note if axes.lines[len(keep):] else ""), fontsize=10)
     axes.legend(fontsize=7, ncols=2 if len(keep) > 6 else 1)
     chart.figure = figure
     return chart

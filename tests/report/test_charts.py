@@ -78,3 +78,24 @@ def test_charts_from_two_runs_label_the_run(example_results: pd.DataFrame, name:
     chart = {c.name: c for c in all_charts(both, summary, stages)}[name]
     texts = [t.get_text() for t in chart.figure.axes[0].get_xticklabels()] + _axes_texts(chart)[3]
     assert any("20990101T000000Z" in t for t in texts)
+
+
+def test_step_trace_marks_the_steady_state(tmp_path: Path) -> None:
+    from bench.report.charts import step_trace
+    from bench.store import RESULTS_FILE, ResultsWriter, load_results
+
+    base = {"run_id": "r", "case_id": "a", "case": "a", "model": "m", "compute_unit": "CPU_AND_GPU", "status": "ok"}
+    rows = []
+    for repeat in range(2):
+        for step, seconds in enumerate([0.9, 0.5, 0.3, 0.3, 0.3]):  # slow first steps, then steady
+            rows.append({**base, "phase": "measured", "repeat": repeat, "stage": "unet", "step": step,
+                         "metric": "latency", "value": seconds, "unit": "s"})  # fmt: skip
+    rows.append({**base, "stage": "case", "metric": "wall_time", "value": 1.0, "unit": "s"})
+    ResultsWriter(tmp_path / RESULTS_FILE).append(rows)
+    results = load_results(tmp_path)
+    chart = step_trace(results, case_summary(results))
+    axes = chart.figure.axes[0]
+    trace, steady = axes.lines
+    assert list(trace.get_ydata()) == pytest.approx([900, 500, 300, 300, 300])
+    assert list(steady.get_ydata()) == pytest.approx([300, 300])  # median of steps 1..4: 0.3 s
+    assert "steady state" in axes.get_title()
