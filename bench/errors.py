@@ -83,3 +83,7 @@ class Interrupted(KeyboardInterrupt):
 class ResultsWarning(UserWarning):
     """Rows of a results file were left out (torn, unparsable, or of a case that never finished);
     the message names the file, the line numbers and how many."""
+
+
+class PublishedNumbersError(BenchError):
+    """The published-numbers CSV is missing, unreadable or not in the documented schema."""
