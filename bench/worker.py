@@ -33,6 +33,7 @@ from bench.case_exec import (
     save_png,
 )
 from bench.errors import BenchError
+from bench.measure import annotate
 from bench.measure.memory import MemorySampler
 from bench.measure.recorder import STEP_STAGES
 from bench.measure.spans import MeasuringRecorder, SpanMeasurement
@@ -126,6 +127,9 @@ def span_rows(spans: Sequence[SpanMeasurement], timestamp: str) -> list[dict[str
             rows.append({**base, "metric": "peak_rss", "value": span.peak_rss, "unit": "bytes"})
         if span.peak_footprint is not None:
             rows.append({**base, "metric": "peak_footprint", "value": span.peak_footprint, "unit": "bytes"})
+        if span.host_round_trip is not None:  # remote device: latency above is the on-device time
+            rows.append({**base, "metric": "host_round_trip", "value": span.host_round_trip, "unit": "s"})
+        rows.extend({**base, "metric": v.metric, "value": v.value, "unit": v.unit} for v in span.values)
     return rows
 
 
@@ -167,6 +171,7 @@ def run_case(
     """
     sampler = MemorySampler().start()
     recorder = MeasuringRecorder(sampler, on_span_start=events.progress)
+    previous_listener = annotate.listen(recorder)  # engines report on-device times and cache hits
     executor: CaseExecutor | None = None
     try:
         executor = factory(case, recorder, **resolved)
@@ -193,6 +198,7 @@ def run_case(
                     save_png(generation.image, image_path)
                     saved = True
     finally:
+        annotate.listen(previous_listener)
         sampler.stop()
         # The high-water marks before quality work, which loads more models (also on failure).
         events.send({"event": "rows", "rows": process_rows(sampler)})

@@ -58,6 +58,11 @@ def chip_name() -> str:
     return match.group(1).strip() if match else (platform.processor() or platform.machine())
 
 
+def macos_build() -> str | None:
+    """The macOS build (e.g. 23E214), or None off macOS."""
+    return _run(["sw_vers", "-buildVersion"]) if platform.system() == "Darwin" else None
+
+
 def os_description() -> str:
     """macOS version and build (e.g. macOS 14.4 23E214); Linux distribution and kernel."""
     if platform.system() == "Darwin":
