@@ -37,6 +37,7 @@ from bench.measure import annotate
 from bench.measure.memory import MemorySampler
 from bench.measure.recorder import STEP_STAGES
 from bench.measure.spans import MeasuringRecorder, SpanMeasurement
+from bench.measure.thermal import thermal_rows
 from bench.store import utc_timestamp
 from bench.suite.case import Case
 
@@ -178,6 +179,9 @@ def run_case(
         events.send({"event": "stage", "stage": "prepare", "step": None})
         meta = executor.prepare()
         events.send({"event": "meta", "meta": asdict(meta), "footprint": sampler.reader.has_footprint})
+        thermal_start = _stamped(thermal_rows("start"))  # macOS only
+        if thermal_start:
+            events.send({"event": "rows", "rows": thermal_start})
 
         recorder.set_phase("cold")
         events.send({"event": "phase", "phase": "cold", "repeat": None})
@@ -226,9 +230,15 @@ def process_rows(sampler: MemorySampler) -> list[dict[str, Any]]:
     rows = [{**base, "metric": "peak_rss", "value": hwm_rss, "unit": "bytes"}]
     if hwm_footprint is not None:
         rows.append({**base, "metric": "peak_footprint", "value": hwm_footprint, "unit": "bytes"})
+    rows.extend(_stamped(thermal_rows("end")))  # macOS only
     rows.append({**base, "metric": "sampler_cpu_share", "value": sampler.cpu_share, "unit": "fraction"})
     rows.append({**base, "metric": "sampler_samples", "value": sampler.samples, "unit": "count"})
     return rows
+
+
+def _stamped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    stamp = utc_timestamp()
+    return [{**row, "timestamp": stamp} for row in rows]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

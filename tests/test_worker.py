@@ -63,3 +63,12 @@ def test_run_case_phases_in_process(tmp_path: Path) -> None:
     assert {"peak_rss", "sampler_cpu_share", "sampler_samples"} <= process
     assert [r["value"] for r in rows if r["metric"] == "psnr"] == [42.0]
     assert (tmp_path / "image.png").exists()
+
+
+def test_span_rows_of_a_remote_call_and_engine_values() -> None:
+    from bench.measure.annotate import SpanValue
+
+    span = SpanMeasurement("unet", 2, "measured", 0, 0.8, None, None, 1.3, (SpanValue("load_cache_warm", 1.0, "bool"),))
+    rows = span_rows([span], "t")
+    assert [(r["metric"], r["value"], r["unit"]) for r in rows] == [
+        ("latency", 0.8, "s"), ("host_round_trip", 1.3, "s"), ("load_cache_warm", 1.0, "bool")]
