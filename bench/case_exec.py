@@ -158,6 +158,7 @@ class PipelineExecutor:
         self.model_set = model_set
         self.baseline_set = baseline_set
         self.request: Any = None
+        self.remote_engine: Any = None
 
     def prepare(self) -> CaseMeta:
         from bench.engines import get_engine
@@ -197,6 +198,10 @@ class PipelineExecutor:
             strength=case.strength,
         )
         engine = get_engine(case.engine)
+        if case.device:  # `bench run --device`: every Core ML model runs on that iPhone / iPad
+            from bench.engines.coreml_remote import RemoteCoreMLEngine
+
+            engine = self.remote_engine = RemoteCoreMLEngine(case.device)
         self.pipe = SDXLPipeline(
             self.model_set, engine, case.compute_unit, recorder=self.recorder, reduce_memory=case.reduce_memory
         )
@@ -238,6 +243,8 @@ class PipelineExecutor:
     def close(self) -> None:
         if self.pipe is not None:
             self.pipe.close()
+        if self.remote_engine is not None:
+            self.remote_engine.close()  # unloads on the device and stops the ModelRunner session
 
 
 def save_png(image: np.ndarray, path: Path) -> None:

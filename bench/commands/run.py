@@ -32,6 +32,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--repeats", type=_positive_int, help="override measured repeats")
     parser.add_argument("--warmup", type=_non_negative_int, help="override warm-up repeats")
     parser.add_argument("--timeout", type=_positive_float, help="override the per-case timeout (seconds)")
+    parser.add_argument("--device", metavar="UDID|NAME",
+                        help="run every Core ML model on this connected iPhone / iPad (see `bench devices`; macOS only)")
     parser.add_argument("--no-progress", action="store_true", help="no live display; one line per case")
     parser.add_argument("--executor", default=None, help=argparse.SUPPRESS)  # tests plug in fake pipelines
     parser.set_defaults(handler=handle)
@@ -74,7 +76,7 @@ def handle(args: argparse.Namespace) -> int:
             raise SuiteError("--dry-run cannot be combined with --resume")
         selecting = [flag for flag, value in (("--suite", args.suite), ("-k", args.keyword), ("--shard", args.shard),
                      ("--engine", args.engine), ("--repeats", args.repeats), ("--warmup", args.warmup),
-                     ("--timeout", args.timeout)) if value is not None]  # fmt: skip
+                     ("--timeout", args.timeout), ("--device", args.device)) if value is not None]  # fmt: skip
         if selecting:
             raise SuiteError(f"--resume reruns the cases stored in {args.resume}; drop {', '.join(selecting)}")
         session = sessions.resume_run(args.resume, executor=args.executor, status=progress.status)
@@ -82,7 +84,7 @@ def handle(args: argparse.Namespace) -> int:
     else:
         selection = sessions.Selection(
             suite=args.suite or DEFAULT_SUITE, keyword=args.keyword, shard=args.shard, engine=args.engine,
-            repeats=args.repeats, warmup=args.warmup, timeout=args.timeout,
+            repeats=args.repeats, warmup=args.warmup, timeout=args.timeout, device=args.device,
         )  # fmt: skip
         plan = sessions.plan_run(selection)
         if args.dry_run:

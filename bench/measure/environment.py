@@ -160,18 +160,46 @@ def git_state(path: Path | None = None) -> dict[str, Any]:
 
 
 def row_columns(environment: dict[str, Any]) -> dict[str, str]:
-    """The environment columns every results row carries."""
+    """The environment columns every results row carries (the iPhone / iPad's under `--device`)."""
     machine = environment["machine"]
+    remote = environment.get("remote_device")
+    if remote:
+        os_text = " ".join(str(x) for x in (remote.get("platform"), remote.get("os_version"), remote.get("os_build")) if x)
+        return {"device": remote["published_name"], "chip": remote.get("chip") or remote.get("product_type") or "",
+                "os": os_text, "host": machine["host"]}  # fmt: skip
     return {"device": machine["device"], "chip": machine["chip"], "os": machine["os"], "host": machine["host"]}
 
 
-def capture_environment() -> dict[str, Any]:
-    """The machine, OS, memory, power state, versions and git state, as a JSON-ready dict."""
+def remote_device_environment(selector: str) -> dict[str, Any]:
+    """Identity of the `--device` iPhone / iPad for the manifest; refuses a device that is absent or not ready."""
+    from bench.devices import find_device, list_devices
+    from bench.engines.coreml_remote import SigningCredentials
+
+    device = find_device(list_devices(), selector)
+    if device.not_ready_reason:
+        from bench.errors import BenchError
+
+        raise BenchError(f"--device {selector}: {device.name} ({device.udid}) is {device.not_ready_reason}")
+    return {
+        **device.identity(),
+        "signing": SigningCredentials.load().describe(),
+        "peak_memory": None,
+        "peak_memory_absent_reason": "coremltools' ModelRunner reports no memory figure of the app; peak_rss / "
+        "peak_footprint rows are the host's (the Python process driving the device)",
+        "timing": "latency rows of stages that run on the device are the app's on-device durations "
+        "(mach_absolute_time around MLModel load / prediction); host_round_trip rows add transfers",
+    }
+
+
+def capture_environment(device: str | None = None) -> dict[str, Any]:
+    """The machine, OS, memory, power state, versions and git state, as a JSON-ready dict.
+
+    With `device` (`bench run --device`), also the identity of that iPhone / iPad (`remote_device`)."""
     from bench.measure.darwin import footprint_reader
 
     footprint, footprint_reason = footprint_reader()
     memory = psutil.virtual_memory()
-    return {
+    environment: dict[str, Any] = {
         "machine": {
             "device": device_model(),
             "chip": chip_name(),
@@ -194,3 +222,6 @@ def capture_environment() -> dict[str, Any]:
             "peak_footprint_absent_reason": footprint_reason,
         },
     }
+    if device:
+        environment["remote_device"] = remote_device_environment(device)
+    return environment

@@ -41,6 +41,8 @@ class Case:
     init_image: str | None = None
     quality: bool = False
     save_image: bool = True
+    # `bench run --device`: the iPhone / iPad (UDID or name) whose Core ML runs every model; None: this machine.
+    device: str | None = None
     # Set by planning.
     requested_engine: str | None = None
     requested_compute_units: tuple[str, ...] = ()
