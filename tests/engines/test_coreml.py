@@ -100,9 +100,11 @@ def test_unavailable_off_macos_with_a_reason(compiled):
 
 
 def test_unavailable_on_macos_without_native_bindings(tmp_path, compiled):
-    import coremltools  # the Linux wheel: no libcoremlpython
+    import types
 
-    engine = CoreMLEngine(coremltools=coremltools, system="Darwin", cache=CompiledModelCache(tmp_path))
+    wheel = types.ModuleType("coremltools_without_bridge")  # like a wheel built without libcoremlpython
+    wheel.__version__ = "9.0"
+    engine = CoreMLEngine(coremltools=wheel, system="Darwin", cache=CompiledModelCache(tmp_path))
     assert "libcoremlpython" in engine.unavailable_reason()
     with pytest.raises(EngineUnavailableError, match="libcoremlpython"):
         engine.prepare()
