@@ -202,8 +202,10 @@ class PipelineExecutor:
             from bench.engines.coreml_remote import RemoteCoreMLEngine
 
             engine = self.remote_engine = RemoteCoreMLEngine(case.device)
+        options = {"optimization_hints": case.optimization_hints} if case.optimization_hints else None
         self.pipe = SDXLPipeline(
-            self.model_set, engine, case.compute_unit, recorder=self.recorder, reduce_memory=case.reduce_memory
+            self.model_set, engine, case.compute_unit, recorder=self.recorder, reduce_memory=case.reduce_memory,
+            engine_options=options,
         )
         self.pipe.validate(self.request)
         # A batch-2 UNet always runs [negative, positive] (also without guidance, as Apple's Swift

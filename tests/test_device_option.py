@@ -66,3 +66,33 @@ def test_the_executor_drives_the_remote_engine_for_a_device_case(tmp_path, monke
     executor.close()
     assert opened == ["Lab iPhone"] and executor.remote_engine.closed
     assert set(executor.remote_engine.load_compute_units.values()) == {"CPU_AND_NE"}
+
+
+def test_the_executor_passes_a_cases_optimization_hints_to_the_engine(tmp_path, monkeypatch):
+    from bench.case_exec import PipelineExecutor
+    from bench.engines import coreml_remote
+    from bench.measure.recorder import NullRecorder
+    from bench.suite.case import Case
+    from tests.pipeline.fakes import FakeEngine, make_model_set
+
+    options_seen = []
+
+    class Remote(FakeEngine):
+        def __init__(self, selector):
+            super().__init__()
+            self.compute_units = ("ALL",)
+
+        def load(self, path, compute_unit, **options):
+            options_seen.append(options)
+            return super().load(path, compute_unit)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(coreml_remote, "RemoteCoreMLEngine", Remote)
+    case = Case(suite="s", model="m", engine="coreml", steps=1, device="Lab iPhone", reshape_frequency="Infrequent")
+    executor = PipelineExecutor(case, NullRecorder(), model_set=make_model_set(tmp_path))
+    executor.prepare()
+    executor.load()
+    executor.close()
+    assert options_seen and all(o == {"optimization_hints": {"reshapeFrequency": "Infrequent"}} for o in options_seen)

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from bench.suite.fields import DEFAULT_PROMPT, IDENTITY_FIELDS
+from bench.suite.fields import DEFAULT_PROMPT, IDENTITY_FIELDS, OPTIONAL_IDENTITY_FIELDS
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Case:
     init_image: str | None = None
     quality: bool = False
     save_image: bool = True
+    reshape_frequency: str | None = None  # Core ML optimization hints (macOS 15 / iOS 18)
+    specialization_strategy: str | None = None
     # `bench run --device`: the iPhone / iPad (UDID or name) whose Core ML runs every model; None: this machine.
     device: str | None = None
     # Set by planning.
@@ -54,6 +56,7 @@ class Case:
     def case_id(self) -> str:
         """Stable hash of what the case measures (not of repeats, timeout or suite name)."""
         identity = {name: getattr(self, name) for name in IDENTITY_FIELDS}
+        identity.update({name: getattr(self, name) for name in OPTIONAL_IDENTITY_FIELDS if getattr(self, name) is not None})
         text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -73,6 +76,12 @@ class Case:
                 continue
             parts.append(f"{name}={getattr(self, name)}")
         return " ".join(parts)
+
+    @property
+    def optimization_hints(self) -> dict[str, str]:
+        """The case's Core ML optimization hints, as the Core ML engine's `optimization_hints` option."""
+        hints = {"reshapeFrequency": self.reshape_frequency, "specializationStrategy": self.specialization_strategy}
+        return {key: value for key, value in hints.items() if value is not None}
 
     @property
     def batch(self) -> int:

@@ -134,6 +134,11 @@ FIELDS: dict[str, Field] = {
         Field("quality", "true or false", _boolean, False, axis=False,
               help="also measure UNet PSNR against the variant's quality baseline"),
         Field("save_image", "true or false", _boolean, True, axis=False),
+        # Core ML optimization hints (macOS 15 / iOS 18): names of ct.ReshapeFrequency / ct.SpecializationStrategy.
+        Field("reshape_frequency", "one of Frequent, Infrequent (Core ML's reshapeFrequency hint)",
+              _choice(("Frequent", "Infrequent")), None),
+        Field("specialization_strategy", "one of Default, FastPrediction (Core ML's specializationStrategy hint)",
+              _choice(("Default", "FastPrediction")), None),
     )
 }  # fmt: skip
 
@@ -143,6 +148,10 @@ IDENTITY_FIELDS: tuple[str, ...] = (
     "scheduler", "guidance", "seed", "prompt", "negative_prompt", "reduce_memory", "refiner",
     "high_noise_frac", "strength", "init_image",
 )  # fmt: skip
+#: Identity fields added later: part of a case's id only when set, so older ids stay the same.
+OPTIONAL_IDENTITY_FIELDS: tuple[str, ...] = ("reshape_frequency", "specialization_strategy")
+#: Fields that only mean something to Core ML (cleared when a case runs on the reference engine).
+COREML_ONLY_FIELDS: tuple[str, ...] = ("reshape_frequency", "specialization_strategy")
 
 #: Keys of the [suite] table.
 SUITE_KEYS: dict[str, Field] = {
