@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-_CHUNK = 8 << 20
+from bench.measure.hashing import HashCache, tree_hash
 
 
 def default_cache_root() -> Path:
@@ -36,17 +36,17 @@ def default_cache_root() -> Path:
     return Path(user_cache_dir("sdxl-coreml-bench")) / "coreml-compiled"
 
 
-def package_digest(path: Path) -> str:
-    """SHA-256 over every file of a package (relative path and bytes, in sorted order), or of a file."""
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
-        digest.update(b"\0")
-        with open(file, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
+def package_digest(path: Path, hashes: HashCache | None = None) -> str:
+    """The package's content hash: the manifest's model hash (`bench.measure.hashing.tree_hash`).
+
+    File hashes are cached by path, size and mtime, so a multi-GB package that the run already hashed
+    for its manifest costs a lookup here, not a re-read inside the `compile/<part>` span.
+    """
+    hashes = hashes or HashCache()
+    try:
+        return tree_hash(Path(path), hashes)
+    finally:
+        hashes.save()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -70,11 +70,12 @@ class CompileResult:
 class CompiledModelCache:
     """Compiled `.mlmodelc` copies of packages, reused across runs."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, hashes: HashCache | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_root()
+        self.hashes = hashes
 
     def entry_for(self, package: Path) -> Path:
-        return self.root / f"{package.stem}-{package_digest(package)[:16]}.mlmodelc"
+        return self.root / f"{package.stem}-{package_digest(package, self.hashes)[:16]}.mlmodelc"
 
     def sweep(self) -> list[Path]:
         """Remove what dead workers left: unfinished compiles and entries whose load never finished."""

@@ -25,6 +25,7 @@ from bench.engines.coreml import CoreMLEngine
 from bench.engines.coreml_cache import CompiledModelCache
 from bench.errors import BenchError, EngineUnavailableError, InputError, ModelFormatError
 from bench.measure import annotate
+from bench.measure.hashing import HashCache
 from bench.measure.recorder import TimingRecorder
 from bench.measure.spans import MeasuringRecorder
 from bench.pipeline import GenerationRequest, SDXLPipeline
@@ -58,7 +59,8 @@ def package(tmp_path) -> Path:
 def _engine(tmp_path, ct, **options) -> CoreMLEngine:
     options.setdefault("macos_version", "15.1")
     options.setdefault("os_build", "24B83")
-    return CoreMLEngine(coremltools=ct, system="Darwin", cache=CompiledModelCache(tmp_path / "cache"), **options)
+    cache = CompiledModelCache(tmp_path / "cache", HashCache(tmp_path / "hashes.json"))
+    return CoreMLEngine(coremltools=ct, system="Darwin", cache=cache, **options)
 
 
 class Values:
@@ -187,6 +189,10 @@ def test_compiles_a_package_once_into_the_cache_and_reuses_it_in_later_runs(tmp_
     first = _engine(tmp_path, ct)
     compiled = first.compile(package, "CPU_AND_NE")
     assert compiled.parent == tmp_path / "cache" and compiled.suffix == ".mlmodelc"
+    from bench.measure.hashing import model_file_hashes
+
+    manifest_hash = model_file_hashes({"unet": package}, HashCache(tmp_path / "other.json"))["unet"]
+    assert compiled.name == f"model-{manifest_hash[:16]}.mlmodelc"  # keyed by the manifest's model hash
     assert [entry[0] for entry in FakeMLModelProxy.log] == ["compileModel"]
     first.load(compiled, "CPU_AND_NE").close()
     assert compiled.exists()  # kept for the next run
@@ -381,7 +387,7 @@ def test_coremltools_is_imported_before_any_span_and_cache_facts_become_span_val
             return super().span(stage, step=step)
 
     engine = Engine(coremltools=ct, system="Darwin", macos_version="15.1", os_build="24B83",
-                    cache=CompiledModelCache(tmp_path / "cache"))  # fmt: skip
+                    cache=CompiledModelCache(tmp_path / "cache", HashCache(tmp_path / "hashes.json")))  # fmt: skip
     recorder = Recorder()
     previous = annotate.listen(recorder)
     try:
