@@ -161,6 +161,7 @@ class RemoteSession:
         if ct is None:
             import coremltools as ct
         rd = remote_device_module(ct)
+        ensure_devicectl_on_path()
         identity = find_device(devices(), selector)
         reason = identity.not_ready_reason
         if reason is not None:
@@ -225,6 +226,23 @@ class RemoteSession:
                 pass
         if not self.loop.is_closed():
             self.loop.close()
+
+
+def ensure_devicectl_on_path(environ: dict[str, str] | None = None, run: Callable[..., Any] | None = None) -> None:
+    """coremltools runs `devicectl` by name (and checks `shutil.which`); Xcode keeps it off PATH, so add
+    the folder `xcrun --find devicectl` names, for this process only."""
+    import subprocess
+
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    if shutil.which("devicectl", path=environ.get("PATH")):
+        return
+    run = run or subprocess.run
+    try:
+        found = run(["xcrun", "--find", "devicectl"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return  # coremltools then says devicectl is missing, which is true
+    if found.returncode == 0 and found.stdout.strip():
+        environ["PATH"] = str(Path(found.stdout.strip()).parent) + os.pathsep + environ.get("PATH", "")
 
 
 def _default_working_dir(udid: str) -> Path:

@@ -193,3 +193,24 @@ def test_a_pipeline_stage_on_the_device_records_device_latency_and_the_round_tri
     (diffusion,) = [s for s in spans if s.stage == "diffusion"]
     assert diffusion.host_round_trip is None
     assert diffusion.seconds < sum(s.host_round_trip for s in unet)
+
+
+def test_devicectl_is_put_on_path_for_coremltools(tmp_path):
+    import subprocess
+
+    from bench.engines.coreml_remote import ensure_devicectl_on_path
+
+    tools = tmp_path / "Xcode.app/Contents/Developer/usr/bin"
+    tools.mkdir(parents=True)
+    (tools / "devicectl").write_text("#!/bin/sh\n")
+    (tools / "devicectl").chmod(0o755)
+    environ = {"PATH": "/usr/bin"}
+
+    def xcrun(command, **kwargs):
+        assert command == ["xcrun", "--find", "devicectl"]
+        return subprocess.CompletedProcess(command, 0, f"{tools / 'devicectl'}\n", "")
+
+    ensure_devicectl_on_path(environ, run=xcrun)
+    assert environ["PATH"] == f"{tools}:/usr/bin"
+    ensure_devicectl_on_path(environ, run=None)  # found now: nothing runs, nothing changes
+    assert environ["PATH"] == f"{tools}:/usr/bin"
