@@ -138,6 +138,10 @@ def start_run(
     hook = executor_models_hook(executor)
     models = hook(plan.cases, status) if hook else {}
     environment = capture_environment(device=plan.selection.device)
+    if plan.selection.device:  # ModelRunner built and installed once, before any case
+        from bench.engines.coreml_remote import prepare_device
+
+        prepare_device(plan.selection.device, status)
     run_id = new_run_id()
     run_dir = create_run_dir(output, run_id)
     manifest = {

@@ -256,6 +256,13 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def prepare_device(selector: str, status: Callable[[str], None] = lambda text: None) -> None:
+    """Build (first time only) and install ModelRunner on the device once, before a run's first case,
+    so a signing or device problem stops the run up front; each case's worker then launches it."""
+    status(f"preparing ModelRunner on device {selector} (the first build takes minutes)")
+    RemoteSession.open(selector).close()
+
+
 class RemoteCoreMLModel:
     """A model loaded on the device; `predict` runs there and reports on-device and round-trip times."""
 
@@ -395,4 +402,4 @@ class RemoteCoreMLEngine:
 
 
 __all__ = ["CHECKED_COREMLTOOLS", "RemoteCoreMLEngine", "RemoteCoreMLModel", "RemoteDeviceError", "RemoteSession",
-           "SigningCredentials", "remote_device_module"]  # fmt: skip
+           "SigningCredentials", "prepare_device", "remote_device_module"]  # fmt: skip

@@ -214,3 +214,21 @@ def test_devicectl_is_put_on_path_for_coremltools(tmp_path):
     assert environ["PATH"] == f"{tools}:/usr/bin"
     ensure_devicectl_on_path(environ, run=None)  # found now: nothing runs, nothing changes
     assert environ["PATH"] == f"{tools}:/usr/bin"
+
+
+def test_prepare_device_builds_installs_and_stops_the_app_once(tmp_path, device_env, monkeypatch):
+    from bench.engines import coreml_remote
+
+    _, sessions = device_env
+    document = list_devices_document()
+    real_open = coreml_remote.RemoteSession.open
+
+    def open_with_test_settings(selector):
+        return real_open(selector, credentials=TEAM, working_dir=tmp_path / "work",
+                         devices=lambda: parse_devices(document), poll_seconds=0.0)  # fmt: skip
+
+    monkeypatch.setattr(coreml_remote.RemoteSession, "open", staticmethod(open_with_test_settings))
+    said = []
+    coreml_remote.prepare_device("Lab iPhone", said.append)
+    (app,) = sessions
+    assert app.stopped and "Lab iPhone" in said[0]
