@@ -175,6 +175,7 @@ def test_a_pipeline_stage_on_the_device_records_device_latency_and_the_round_tri
     engine = RemoteCoreMLEngine("Lab iPhone", open_session=open_session)
     recorder = MeasuringRecorder()
     previous = annotate.listen(recorder)
+    engine.prepare()  # as ModelSlots does: the session opens before any span
     try:
         with recorder.span("load/unet"):
             model = engine.load(_half_model(tmp_path), "CPU_AND_NE")
