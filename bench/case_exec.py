@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bench.engines import annotate
 from bench.errors import BenchError, PipelineError
 from bench.measure.recorder import Recorder
 from bench.models.variant import ModelSet
@@ -159,6 +160,8 @@ class PipelineExecutor:
         self.baseline_set = baseline_set
         self.request: Any = None
         self.remote_engine: Any = None
+        # Engines report on-device times and cache facts of the span they run in to this recorder.
+        self._previous_listener = annotate.listen(recorder)
 
     def prepare(self) -> CaseMeta:
         from bench.engines import get_engine
@@ -247,6 +250,7 @@ class PipelineExecutor:
             self.pipe.close()
         if self.remote_engine is not None:
             self.remote_engine.close()  # unloads on the device and stops the ModelRunner session
+        annotate.listen(self._previous_listener)
 
 
 def save_png(image: np.ndarray, path: Path) -> None:

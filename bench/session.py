@@ -137,10 +137,12 @@ def start_run(
     prepare_output_dir(output)
     hook = executor_models_hook(executor)
     models = hook(plan.cases, status) if hook else {}
-    environment = capture_environment(device=plan.selection.device)
-    if plan.selection.device:  # ModelRunner built and installed once, before any case
+    environment = capture_environment()
+    if plan.selection.device:  # the device's identity for manifest and rows; ModelRunner prepared once
+        from bench.devices import remote_device_environment
         from bench.engines.coreml_remote import prepare_device
 
+        environment["remote_device"] = remote_device_environment(plan.selection.device)
         prepare_device(plan.selection.device, status)
     run_id = new_run_id()
     run_dir = create_run_dir(output, run_id)

@@ -33,7 +33,6 @@ from bench.case_exec import (
     save_png,
 )
 from bench.errors import BenchError
-from bench.measure import annotate
 from bench.measure.memory import MemorySampler
 from bench.measure.recorder import STEP_STAGES
 from bench.measure.spans import MeasuringRecorder, SpanMeasurement
@@ -172,7 +171,6 @@ def run_case(
     """
     sampler = MemorySampler().start()
     recorder = MeasuringRecorder(sampler, on_span_start=events.progress)
-    previous_listener = annotate.listen(recorder)  # engines report on-device times and cache hits
     executor: CaseExecutor | None = None
     try:
         executor = factory(case, recorder, **resolved)
@@ -202,7 +200,6 @@ def run_case(
                     save_png(generation.image, image_path)
                     saved = True
     finally:
-        annotate.listen(previous_listener)
         sampler.stop()
         # The high-water marks before quality work, which loads more models (also on failure).
         events.send({"event": "rows", "rows": process_rows(sampler)})

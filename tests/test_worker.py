@@ -66,7 +66,7 @@ def test_run_case_phases_in_process(tmp_path: Path) -> None:
 
 
 def test_span_rows_of_a_remote_call_and_engine_values() -> None:
-    from bench.measure.annotate import SpanValue
+    from bench.engines.annotate import SpanValue
 
     span = SpanMeasurement("unet", 2, "measured", 0, 0.8, None, None, 1.3, (SpanValue("load_cache_warm", 1.0, "bool"),))
     rows = span_rows([span], "t")

@@ -1,7 +1,12 @@
-"""Where benchmarks can run: this Mac and connected iPhones / iPads (`bench devices`, `bench run --device`)."""
+"""Where benchmarks can run: this Mac and connected iPhones / iPads (`bench devices`, `bench run --device`).
 
-from bench.devices.devicectl import ConnectedDevice, DeviceListError, find_device, list_devices, parse_devices
-from bench.devices.host import HostInfo, devices_unsupported_reason, this_machine
+The devicectl parsing and the product table live with the Core ML engine (`bench.engines.coreml_devices`,
+`bench.engines.apple_products`), which needs them to find a device; this package puts them together
+with the host's own description for the command and the run's manifest.
+"""
+
+from bench.devices.host import HostInfo, devices_unsupported_reason, remote_device_environment, this_machine
+from bench.engines.coreml_devices import ConnectedDevice, DeviceListError, find_device, list_devices, parse_devices
 
 __all__ = [
     "ConnectedDevice",
@@ -11,5 +16,6 @@ __all__ = [
     "find_device",
     "list_devices",
     "parse_devices",
+    "remote_device_environment",
     "this_machine",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -33,3 +34,24 @@ def devices_unsupported_reason() -> str | None:
         return (f"this machine runs {platform.system()}: iPhones and iPads are driven from a Mac with Xcode "
                 "(xcrun devicectl), so none can run benchmarks from here")  # fmt: skip
     return None
+
+
+def remote_device_environment(selector: str) -> dict[str, Any]:
+    """Identity of the `--device` iPhone / iPad for the manifest; refuses a device that is absent or not ready."""
+    from bench.engines.coreml_devices import find_device, list_devices
+    from bench.engines.coreml_remote import SigningCredentials
+
+    device = find_device(list_devices(), selector)
+    if device.not_ready_reason:
+        from bench.errors import BenchError
+
+        raise BenchError(f"--device {selector}: {device.name} ({device.udid}) is {device.not_ready_reason}")
+    return {
+        **device.identity(),
+        "signing": SigningCredentials.load().describe(),
+        "peak_memory": None,
+        "peak_memory_absent_reason": "coremltools' ModelRunner reports no memory figure of the app; peak_rss / "
+        "peak_footprint rows are the host's (the Python process driving the device)",
+        "timing": "latency rows of stages that run on the device are the app's on-device durations "
+        "(mach_absolute_time around MLModel load / prediction); host_round_trip rows add transfers",
+    }

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from bench.engines import annotate
 from bench.engines.base import COREML_COMPUTE_UNITS, TensorSpec
 from bench.engines.compute_plan import ComputePlanSummary, summarize
 from bench.engines.coreml_cache import CompiledModelCache, LoadLedger
 from bench.engines.coreml_hints import coreml_hints, parse_version
 from bench.errors import BenchError, EngineUnavailableError, InputError, ModelFormatError
-from bench.measure import annotate
 
 #: Options `load` accepts (the pipeline's `engine_options`).
 LOAD_OPTIONS = ("optimization_hints", "function_name", "compute_plan")
@@ -152,9 +152,7 @@ class CoreMLEngine:
 
     def os_build(self) -> str:
         if self._os_build is None:
-            from bench.measure.environment import macos_build
-
-            self._os_build = macos_build() or platform.version()
+            self._os_build = _macos_build() or platform.version()
         return self._os_build
 
     def unavailable_reason(self) -> str | None:
@@ -293,6 +291,17 @@ class CoreMLEngine:
                 str(compiled_path), compute_unit, unavailable=f"MLComputePlan failed (needs macOS 14.4+): {error}"
             )
         return summarize(plan, path=str(compiled_path), compute_unit=compute_unit)
+
+
+def _macos_build() -> str | None:
+    """`sw_vers -buildVersion` (e.g. 24B83): Core ML drops its specialization cache on OS updates."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["sw_vers", "-buildVersion"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def _has_native_bindings(ct: ModuleType) -> bool:

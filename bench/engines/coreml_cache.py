@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.measure.hashing import HashCache, tree_hash
+_CHUNK = 8 << 20
 
 
 def default_cache_root() -> Path:
@@ -36,17 +36,54 @@ def default_cache_root() -> Path:
     return Path(user_cache_dir("sdxl-coreml-bench")) / "coreml-compiled"
 
 
-def package_digest(path: Path, hashes: HashCache | None = None) -> str:
-    """The package's content hash: the manifest's model hash (`bench.measure.hashing.tree_hash`).
+def package_digest(path: Path, memo: Path | None = None) -> str:
+    """The package's content hash, computed as the manifest's model hash is (bench.measure.hashing's
+    tree hash: SHA-256 over sorted "relative path\\0file sha256\\n" lines).
 
-    File hashes are cached by path, size and mtime, so a multi-GB package that the run already hashed
-    for its manifest costs a lookup here, not a re-read inside the `compile/<part>` span.
+    Written here rather than imported because engines import nothing from the measuring layer. File
+    hashes are remembered in `memo` by path, size and mtime, so a multi-GB package costs a lookup on a
+    cache hit, not a re-read inside the `compile/<part>` span.
     """
-    hashes = hashes or HashCache()
-    try:
-        return tree_hash(Path(path), hashes)
-    finally:
-        hashes.save()
+    path = Path(path)
+    known: dict[str, list] = {}
+    if memo is not None:
+        try:
+            known = json.loads(memo.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+    changed = False
+
+    def file_hash(file: Path) -> str:
+        nonlocal changed
+        stat = file.stat()
+        key = str(file.resolve())
+        entry = known.get(key)
+        if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
+            return entry[2]
+        digest = hashlib.sha256()
+        with open(file, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        known[key] = [stat.st_size, stat.st_mtime_ns, digest.hexdigest()]
+        changed = True
+        return digest.hexdigest()
+
+    if path.is_file():
+        result = file_hash(path)
+    else:
+        tree = hashlib.sha256()
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            tree.update(f"{file.relative_to(path).as_posix()}\0{file_hash(file)}\n".encode())
+        result = tree.hexdigest()
+    if changed and memo is not None:
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            scratch = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+            scratch.write_text(json.dumps(known), encoding="utf-8")
+            os.replace(scratch, memo)
+        except OSError:
+            pass  # a memo that cannot be written only costs time next run
+    return result
 
 
 def _pid_alive(pid: int) -> bool:
@@ -70,12 +107,12 @@ class CompileResult:
 class CompiledModelCache:
     """Compiled `.mlmodelc` copies of packages, reused across runs."""
 
-    def __init__(self, root: Path | None = None, hashes: HashCache | None = None) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_root()
-        self.hashes = hashes
 
     def entry_for(self, package: Path) -> Path:
-        return self.root / f"{package.stem}-{package_digest(package, self.hashes)[:16]}.mlmodelc"
+        digest = package_digest(package, self.root / "file-hashes.json")
+        return self.root / f"{package.stem}-{digest[:16]}.mlmodelc"
 
     def sweep(self) -> list[Path]:
         """Remove what dead workers left: unfinished compiles and entries whose load never finished."""

@@ -38,12 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.devices.devicectl import ConnectedDevice, find_device, list_devices
+from bench.engines import annotate
+from bench.engines.annotate import DeviceTiming
 from bench.engines.base import COREML_COMPUTE_UNITS, TensorSpec
+from bench.engines.coreml_devices import ConnectedDevice, find_device, list_devices
 from bench.engines.coreml_hints import coreml_hints, parse_version
 from bench.errors import BenchError, EngineUnavailableError, InputError, ModelFormatError
-from bench.measure import annotate
-from bench.measure.annotate import DeviceTiming
 
 #: coremltools versions whose remote_device.py this module was checked against (major, minor).
 CHECKED_COREMLTOOLS = ((8, 3), (9, 0))

@@ -58,11 +58,6 @@ def chip_name() -> str:
     return match.group(1).strip() if match else (platform.processor() or platform.machine())
 
 
-def macos_build() -> str | None:
-    """The macOS build (e.g. 23E214), or None off macOS."""
-    return _run(["sw_vers", "-buildVersion"]) if platform.system() == "Darwin" else None
-
-
 def os_description() -> str:
     """macOS version and build (e.g. macOS 14.4 23E214); Linux distribution and kernel."""
     if platform.system() == "Darwin":
@@ -160,7 +155,8 @@ def git_state(path: Path | None = None) -> dict[str, Any]:
 
 
 def row_columns(environment: dict[str, Any]) -> dict[str, str]:
-    """The environment columns every results row carries (the iPhone / iPad's under `--device`)."""
+    """The environment columns every results row carries (the iPhone / iPad's under `--device`, whose
+    identity `bench.devices.remote_device_environment` put under `remote_device`)."""
     machine = environment["machine"]
     remote = environment.get("remote_device")
     if remote:
@@ -170,31 +166,8 @@ def row_columns(environment: dict[str, Any]) -> dict[str, str]:
     return {"device": machine["device"], "chip": machine["chip"], "os": machine["os"], "host": machine["host"]}
 
 
-def remote_device_environment(selector: str) -> dict[str, Any]:
-    """Identity of the `--device` iPhone / iPad for the manifest; refuses a device that is absent or not ready."""
-    from bench.devices import find_device, list_devices
-    from bench.engines.coreml_remote import SigningCredentials
-
-    device = find_device(list_devices(), selector)
-    if device.not_ready_reason:
-        from bench.errors import BenchError
-
-        raise BenchError(f"--device {selector}: {device.name} ({device.udid}) is {device.not_ready_reason}")
-    return {
-        **device.identity(),
-        "signing": SigningCredentials.load().describe(),
-        "peak_memory": None,
-        "peak_memory_absent_reason": "coremltools' ModelRunner reports no memory figure of the app; peak_rss / "
-        "peak_footprint rows are the host's (the Python process driving the device)",
-        "timing": "latency rows of stages that run on the device are the app's on-device durations "
-        "(mach_absolute_time around MLModel load / prediction); host_round_trip rows add transfers",
-    }
-
-
-def capture_environment(device: str | None = None) -> dict[str, Any]:
-    """The machine, OS, memory, power state, versions and git state, as a JSON-ready dict.
-
-    With `device` (`bench run --device`), also the identity of that iPhone / iPad (`remote_device`)."""
+def capture_environment() -> dict[str, Any]:
+    """The machine, OS, memory, power state, versions and git state, as a JSON-ready dict."""
     from bench.measure.darwin import footprint_reader
 
     footprint, footprint_reason = footprint_reader()
@@ -222,6 +195,4 @@ def capture_environment(device: str | None = None) -> dict[str, Any]:
             "peak_footprint_absent_reason": footprint_reason,
         },
     }
-    if device:
-        environment["remote_device"] = remote_device_environment(device)
     return environment

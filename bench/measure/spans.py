@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from bench.measure.annotate import DeviceTiming, SpanValue
 from bench.measure.memory import MemorySampler, PeakCell
 
 SpanListener = Callable[[str, "int | None"], None]
@@ -29,7 +28,7 @@ class SpanMeasurement(NamedTuple):
     peak_footprint: int | None
     # Remote calls inside the span: `seconds` has their round trips replaced by on-device time.
     host_round_trip: float | None = None  # sum of round trips of calls made directly in this span
-    values: tuple[SpanValue, ...] = ()  # facts the engine attached (bench.measure.annotate)
+    values: tuple[Any, ...] = ()  # facts the engine attached (bench.engines.annotate.SpanValue: metric, value, unit)
 
 
 class _Span:
@@ -41,7 +40,7 @@ class _Span:
         self._step = step
         self._offload = 0  # ns of remote round trips beyond their on-device durations
         self._round_trip: int | None = None
-        self._values: tuple[SpanValue, ...] = ()
+        self._values: tuple[Any, ...] = ()
 
     def __enter__(self) -> None:
         recorder = self._recorder
@@ -92,9 +91,9 @@ class MeasuringRecorder:
     def span(self, stage: str, *, step: int | None = None) -> _Span:
         return _Span(self, stage, step)
 
-    def on_device_timing(self, timing: DeviceTiming) -> None:
-        """A remote call finished inside the open spans: each of them counts its on-device time
-        instead of its round trip; the innermost also records the round trip itself."""
+    def on_device_timing(self, timing: Any) -> None:
+        """A remote call (`bench.engines.annotate.DeviceTiming`) finished inside the open spans: each of
+        them counts its on-device time instead of its round trip; the innermost also records the round trip."""
         if not self.open_spans:
             return
         offload = round((timing.round_trip_seconds - timing.device_seconds) * 1e9)
@@ -103,7 +102,7 @@ class MeasuringRecorder:
         innermost = self.open_spans[-1]
         innermost._round_trip = (innermost._round_trip or 0) + round(timing.round_trip_seconds * 1e9)
 
-    def on_span_value(self, value: SpanValue) -> None:
+    def on_span_value(self, value: Any) -> None:
         """Attach an engine-reported figure to the innermost open span."""
         if self.open_spans:
             self.open_spans[-1]._values += (value,)

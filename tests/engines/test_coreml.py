@@ -18,13 +18,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.engines import get_engine
+from bench.engines import annotate, get_engine
 from bench.engines.base import TensorSpec
 from bench.engines.compute_plan import summarize
 from bench.engines.coreml import CoreMLEngine
 from bench.engines.coreml_cache import CompiledModelCache
 from bench.errors import BenchError, EngineUnavailableError, InputError, ModelFormatError
-from bench.measure import annotate
 from bench.measure.hashing import HashCache
 from bench.measure.recorder import TimingRecorder
 from bench.measure.spans import MeasuringRecorder
@@ -59,7 +58,7 @@ def package(tmp_path) -> Path:
 def _engine(tmp_path, ct, **options) -> CoreMLEngine:
     options.setdefault("macos_version", "15.1")
     options.setdefault("os_build", "24B83")
-    cache = CompiledModelCache(tmp_path / "cache", HashCache(tmp_path / "hashes.json"))
+    cache = CompiledModelCache(tmp_path / "cache")
     return CoreMLEngine(coremltools=ct, system="Darwin", cache=cache, **options)
 
 
@@ -387,7 +386,7 @@ def test_coremltools_is_imported_before_any_span_and_cache_facts_become_span_val
             return super().span(stage, step=step)
 
     engine = Engine(coremltools=ct, system="Darwin", macos_version="15.1", os_build="24B83",
-                    cache=CompiledModelCache(tmp_path / "cache", HashCache(tmp_path / "hashes.json")))  # fmt: skip
+                    cache=CompiledModelCache(tmp_path / "cache"))  # fmt: skip
     recorder = Recorder()
     previous = annotate.listen(recorder)
     try:

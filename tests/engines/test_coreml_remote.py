@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bench.devices import parse_devices
+from bench.engines import annotate
 from bench.engines.base import TensorSpec
 from bench.engines.coreml_remote import (
     RemoteCoreMLEngine,
@@ -23,7 +24,6 @@ from bench.engines.coreml_remote import (
     remote_device_module,
 )
 from bench.errors import BenchError, EngineUnavailableError
-from bench.measure import annotate
 from bench.measure.spans import MeasuringRecorder
 from tests.devices.devicectl_samples import list_devices_document
 from tests.engines import modelrunner_fake

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.devices.identifiers import product, published_device_name
+from bench.engines.apple_products import product, published_device_name
 from bench.errors import BenchError
 
 #: deviceType values coremltools' DeviceType knows (lower-cased there).

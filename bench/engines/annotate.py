@@ -9,13 +9,15 @@ the engine inside it. Two things only the engine knows belong to that span:
   replaced by the on-device duration, and the round trip as a row of its own (`host_round_trip`).
 - `SpanValue`: a fact about the span (`compile_cache_hit`, `load_cache_warm`), a row of its own.
 
-The worker installs its recorder with `listen`; with no listener (tests, notebooks) reports are dropped.
+The case executor installs its recorder with `listen` (a recorder without `on_device_timing` /
+`on_span_value` ignores them); with no listener (tests, notebooks) reports are dropped. This module
+imports nothing from bench: engines report here, and the measuring recorder needs only its duck type.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class AnnotationListener(Protocol):
 _listener: AnnotationListener | None = None
 
 
-def listen(listener: AnnotationListener | None) -> AnnotationListener | None:
+def listen(listener: AnnotationListener | Any) -> AnnotationListener | Any:
     """Route reports to `listener` (None: drop them); returns the previous listener."""
     global _listener
     previous, _listener = _listener, listener
@@ -57,10 +59,12 @@ def listen(listener: AnnotationListener | None) -> AnnotationListener | None:
 
 
 def device_timing(timing: DeviceTiming) -> None:
-    if _listener is not None:
-        _listener.on_device_timing(timing)
+    report = getattr(_listener, "on_device_timing", None)
+    if report is not None:
+        report(timing)
 
 
 def span_value(metric: str, value: float, unit: str) -> None:
-    if _listener is not None:
-        _listener.on_span_value(SpanValue(metric, float(value), unit))
+    report = getattr(_listener, "on_span_value", None)
+    if report is not None:
+        report(SpanValue(metric, float(value), unit))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.measure import annotate
+from bench.engines import annotate
+from bench.engines.annotate import DeviceTiming
 from bench.measure import spans as spans_module
-from bench.measure.annotate import DeviceTiming
 from bench.measure.spans import MeasuringRecorder
 
 
