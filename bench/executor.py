@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bench.engines import annotate
 from bench.errors import BenchError, PipelineError
 from bench.measure.recorder import Recorder
 from bench.models.variant import ModelSet, ResolvedModels
@@ -96,6 +97,9 @@ class PipelineExecutor:
         self.model_set: ModelSet = models.model_set
         self.baseline_set = models.baseline_set
         self.request: Any = None
+        self.remote_engine: Any = None
+        # Engines report on-device times and cache facts of the span they run in to this recorder.
+        self._previous_listener = annotate.listen(recorder)
 
     def prepare(self) -> ModelLabels:
         from bench.engines import get_engine
@@ -131,8 +135,14 @@ class PipelineExecutor:
             strength=case.strength,
         )
         engine = get_engine(case.engine)
+        if case.device:  # `bench run --device`: every Core ML model runs on that iPhone / iPad
+            from bench.engines.coreml_remote import RemoteCoreMLEngine
+
+            engine = self.remote_engine = RemoteCoreMLEngine(case.device)
+        options = {"optimization_hints": case.optimization_hints} if case.optimization_hints else None
         self.pipe = SDXLPipeline(
-            self.model_set, engine, case.compute_unit, recorder=self.recorder, reduce_memory=case.reduce_memory
+            self.model_set, engine, case.compute_unit, recorder=self.recorder, reduce_memory=case.reduce_memory,
+            engine_options=options,
         )
         self.pipe.validate(self.request)
         # A batch-2 UNet always runs [negative, positive] (also without guidance, as Apple's Swift
@@ -165,6 +175,9 @@ class PipelineExecutor:
     def close(self) -> None:
         if self.pipe is not None:
             self.pipe.close()
+        if self.remote_engine is not None:
+            self.remote_engine.close()  # unloads on the device and stops the ModelRunner session
+        annotate.listen(self._previous_listener)
 
 
 def save_png(image: np.ndarray, path: Path) -> None:

@@ -69,7 +69,8 @@ class SpansFinished:
 
     @classmethod
     def from_fields(cls, data: dict[str, Any]) -> SpansFinished:
-        return cls(tuple(SpanMeasurement(*item) for item in data["spans"]))
+        spans = (SpanMeasurement(*item) for item in data["spans"])
+        return cls(tuple(span._replace(values=tuple(tuple(v) for v in span.values)) for span in spans))
 
 
 @dataclass(frozen=True)

@@ -154,10 +154,12 @@ def _last_log_line(log_path: Path | None) -> str:
 
 
 def span_measurements(spans: Sequence[SpanMeasurement], sampler: ProcessSampler | None) -> list[Measurement]:
-    """Latency, peak_rss, peak_footprint and memory_samples rows of finished spans.
+    """Latency, peak_rss, peak_footprint and memory_samples rows of finished spans, plus what the
+    engine attached to them (a remote device's `host_round_trip`, cache facts).
 
     A span's peak is the larger of what the worker saw at its edges (with the high-water marks) and
-    the largest of the runner's samples taken inside it.
+    the largest of the runner's samples taken inside it. Under `bench run --device` a span's latency
+    is on-device time (`SpanMeasurement.seconds`) and the round trip is a row of its own.
     """
     samples = sampler.samples() if sampler is not None else None
     sampled = attribute_peaks(samples, [(s.start_ns, s.end_ns) for s in spans]) if samples is not None else None
@@ -175,6 +177,9 @@ def span_measurements(spans: Sequence[SpanMeasurement], sampler: ProcessSampler 
             out.append(Measurement(span.stage, "peak_footprint", footprint, "bytes", **where))
         if peak is not None:
             out.append(Measurement(span.stage, "memory_samples", peak.samples, "count", **where))
+        if span.host_round_trip is not None:
+            out.append(Measurement(span.stage, "host_round_trip", span.host_round_trip, "s", **where))
+        out.extend(Measurement(span.stage, metric, value, unit, **where) for metric, value, unit in span.values)
     return out
 
 

@@ -129,8 +129,18 @@ class EnvironmentColumns:
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, Any]) -> EnvironmentColumns:
-        """From manifest.json's `environment` (`bench.measure.environment.capture_environment`)."""
+        """From manifest.json's `environment` (`bench.measure.environment.capture_environment`).
+
+        Under `bench run --device` the rows name the iPhone / iPad that ran the models (its
+        identity, `bench.devices.remote_device_environment`, is under `remote_device`); the host
+        is still the Mac that drove it.
+        """
         machine = environment["machine"]
+        remote = environment.get("remote_device")
+        if remote:
+            os_text = " ".join(str(x) for x in (remote.get("platform"), remote.get("os_version"), remote.get("os_build")) if x)
+            device = remote.get("product_type") or remote.get("published_name") or "unknown device"
+            return cls(device, remote.get("chip") or device, os_text, machine["host"], remote.get("published_name"))
         return cls(machine["device"], machine["chip"], machine["os"], machine["host"], machine.get("device_name"))
 
 

@@ -52,6 +52,7 @@ class Selection:
     repeats: int | None = None
     warmup: int | None = None
     timeout: float | None = None
+    device: str | None = None  # --device: an iPhone / iPad runs the Core ML models (issue 11)
 
 
 @dataclass
@@ -73,11 +74,20 @@ def plan_run(selection: Selection, cwd: Path | None = None, *, allow_empty: bool
                                    ("timeout", selection.timeout)) if v is not None}  # fmt: skip
     if overrides:
         cases = [case.with_(**overrides) for case in cases]
+    engine_override = selection.engine
+    if selection.device:  # --device: Core ML on the device, driven from this Mac
+        from bench.devices import devices_unsupported_reason
+
+        reason = devices_unsupported_reason()
+        if reason or selection.engine not in (None, "coreml"):
+            raise SuiteError(f"--device {selection.device}: {reason or '--engine must be coreml (or left out)'}")
+        engine_override = "coreml"
+        cases = [case.with_(device=selection.device) for case in cases]
     cases = plan_cases(
         cases,
         coreml_available=coreml_runs_here(),
-        reference_fallback=suite.reference_fallback,
-        engine_override=selection.engine,
+        reference_fallback=suite.reference_fallback and not selection.device,
+        engine_override=engine_override,
     )
     cases = with_label_extras(cases)
     cases = filter_cases(cases, selection.keyword)
@@ -134,6 +144,12 @@ def start_run(
     prepare_output_dir(output)
     models = load_plugin(plugin).prepare_models(plan.cases, status)
     environment = capture_environment()
+    if plan.selection.device:  # the device's identity for manifest and rows; ModelRunner prepared once
+        from bench.devices import remote_device_environment
+        from bench.engines.coreml_remote import prepare_device
+
+        environment["remote_device"] = remote_device_environment(plan.selection.device)
+        prepare_device(plan.selection.device, status)
     run_id = new_run_id()
     run_dir = create_run_dir(output, run_id)
     lock = RunLock(run_dir).acquire()

@@ -69,10 +69,14 @@ def power_problems(state: Mapping[str, Any] | None) -> list[str]:
         return []
     problems = []
     thermal = state.get("thermal") or {}
-    level = thermal.get("pressure") or thermal.get("thermal_state")
-    if isinstance(level, str) and level.lower() in ELEVATED_THERMAL:
-        problems.append(f"thermal state {level.lower()}")
-    speed = thermal.get("CPU_Speed_Limit")
+    # bench.measure.thermal names the pressure level and NSProcessInfo's state; Intel Macs' pmset
+    # also prints a CPU speed limit.
+    for key in ("pressure", "process_info"):
+        level = thermal.get(key)
+        if isinstance(level, str) and level.lower() in ELEVATED_THERMAL:
+            problems.append(f"thermal state {level.lower()}")
+            break
+    speed = (thermal.get("pmset_therm") or {}).get("CPU_Speed_Limit")
     if isinstance(speed, int) and speed < 100:
         problems.append(f"CPU speed limited to {speed}% (thermal)")
     if (state.get("low_power_mode") or {}).get("enabled") is True:

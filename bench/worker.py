@@ -23,6 +23,7 @@ from bench.errors import BenchError
 from bench.executor import CaseExecutor, save_png
 from bench.measure.memory import SpanPeakTracker
 from bench.measure.spans import MeasuringRecorder
+from bench.measure.thermal import thermal_rows
 from bench.models.variant import ResolvedModels
 from bench.plugin import CasePlugin, load_plugin
 from bench.protocol import (
@@ -91,6 +92,9 @@ def run_case(
     try:
         events.send(StageStarted("prepare"))
         events.send(ModelsResolved(executor.prepare()))
+        thermal = thermal_measurements("start")  # macOS only: none elsewhere
+        if thermal:
+            events.send(Measured(thermal))
 
         recorder.set_phase("cold")
         events.send(PhaseStarted("cold"))
@@ -134,7 +138,14 @@ def process_measurements(peaks: SpanPeakTracker | None) -> tuple[Measurement, ..
     measured = [Measurement(PROCESS_STAGE, "peak_rss", hwm_rss, "bytes", timestamp=stamp)]
     if hwm_footprint is not None:
         measured.append(Measurement(PROCESS_STAGE, "peak_footprint", hwm_footprint, "bytes", timestamp=stamp))
-    return tuple(measured)
+    return (*measured, *thermal_measurements("end"))
+
+
+def thermal_measurements(when: str) -> tuple[Measurement, ...]:
+    """The thermal readings now (`bench.measure.thermal`; macOS only), as whole-process measurements."""
+    stamp = utc_timestamp()
+    return tuple(Measurement(PROCESS_STAGE, row["metric"], row["value"], row["unit"], timestamp=stamp)
+                 for row in thermal_rows(when))  # fmt: skip
 
 
 def run_job(job: WorkerJob, events: EventSink) -> None:

@@ -307,3 +307,25 @@ def test_smoke_covers_every_attention_and_quantization() -> None:
     for quantization in ("fp32", "fp16", "int8", "pal6", "pal4", "mbp"):
         assert any(f"-{quantization}" in m for m in models)
     assert all(c.quality for c in cases if not c.model.endswith(("-fp16", "-fp32")))
+
+
+def test_optimization_hints_are_suite_strings_checked_against_coremltools_names(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    from bench.suite.fields import IDENTITY_FIELDS
+
+    hinted = BASIC.replace("steps = 4", 'steps = 4\nreshape_frequency = "Infrequent"\nspecialization_strategy = "FastPrediction"')
+    cases = cases_of(tmp_path, hinted)
+    assert cases[0].optimization_hints == {"reshapeFrequency": "Infrequent", "specializationStrategy": "FastPrediction"}
+    assert not {c.case_id for c in cases} & {c.case_id for c in cases_of(tmp_path, BASIC)}
+    # Cases without hints keep the ids they had before the hint fields existed.
+    plain = Case(suite="x", model="m")
+    before = {name: getattr(plain, name) for name in IDENTITY_FIELDS}
+    text = json.dumps(before, sort_keys=True, separators=(",", ":"))
+    assert plain.case_id == hashlib.sha256(text.encode()).hexdigest()[:12]
+    with pytest.raises(SuiteError, match=r"reshape_frequency.*one of Frequent, Infrequent"):
+        cases_of(tmp_path, BASIC.replace("steps = 4", 'steps = 4\nreshape_frequency = "sometimes"'))
+    # On the reference engine the hints mean nothing: the cases collapse as without them.
+    planned = plan_cases(cases, coreml_available=False, reference_fallback=True)
+    assert [c.optimization_hints for c in planned] == [{}, {}]

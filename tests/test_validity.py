@@ -33,6 +33,9 @@ def test_each_rule_gives_its_reason() -> None:
 
 
 def test_power_problems_read_what_each_os_reports() -> None:
-    assert power_problems({"thermal": {"available": True, "CPU_Speed_Limit": 70}}) == ["CPU speed limited to 70% (thermal)"]
+    intel = {"thermal": {"available": True, "pressure": "nominal", "pmset_therm": {"CPU_Speed_Limit": 70}}}
+    assert power_problems(intel) == ["CPU speed limited to 70% (thermal)"]
+    apple_silicon = {"thermal": {"available": True, "pressure": "nominal", "process_info": "serious"}}
+    assert power_problems(apple_silicon) == ["thermal state serious"]
     linux = {"thermal": {"available": True, "celsius": {"zone0": 45.0}}, "low_power_mode": {"available": False}}
     assert power_problems(linux) == [] and power_problems(None) == []

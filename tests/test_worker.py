@@ -65,3 +65,17 @@ def test_run_case_phases_in_process(tmp_path: Path) -> None:
         ("warmup", 0, 2), ("warmup", 1, 2), ("measured", 0, 2), ("measured", 1, 2), ("measured", 2, 2)]
     assert [(m.value, m.phase) for m in measured if m.metric == "psnr"] == [(42.0, "measured")]
     assert (tmp_path / "image.png").exists()
+
+
+def test_span_measurements_of_a_remote_call_and_engine_values() -> None:
+    from bench.measure.spans import SpanMeasurement
+    from bench.protocol import SpansFinished
+    from bench.runner import span_measurements
+
+    # 1.3 s round trip of which 0.5 s off the device: the latency is the 0.8 s on the device
+    span = SpanMeasurement("unet", 2, "measured", 0, 0, 1_300_000_000, None, None, 1.3,
+                           (("load_cache_warm", 1.0, "bool"),), 500_000_000)  # fmt: skip
+    (span,) = decode(encode(SpansFinished((span,)))).spans  # as the runner receives it
+    rows = span_measurements([span], None)
+    assert [(m.metric, m.value, m.unit) for m in rows] == [
+        ("latency", 0.8, "s"), ("host_round_trip", 1.3, "s"), ("load_cache_warm", 1.0, "bool")]

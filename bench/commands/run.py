@@ -34,6 +34,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--repeats", type=_positive_int, help="override measured repeats")
     parser.add_argument("--warmup", type=_non_negative_int, help="override warm-up repeats")
     parser.add_argument("--timeout", type=_positive_float, help="override the per-case timeout (seconds)")
+    parser.add_argument("--device", metavar="UDID|NAME",
+                        help="run every Core ML model on this connected iPhone / iPad (see `bench devices`; macOS only)")
     parser.add_argument("--no-progress", action="store_true", help="no live display; one line per case")
     parser.add_argument("--plugin", default=None, help=argparse.SUPPRESS)  # tests plug in fake pipelines
     parser.set_defaults(handler=handle)
@@ -76,9 +78,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.dry_run:
             raise SuiteError("--dry-run cannot be combined with --resume")
-        selecting = [flag for flag, value in (("--suite", args.suite), ("-k", args.keyword), ("--shard", args.shard), ("--shard-costs", args.shard_costs),
-                     ("--engine", args.engine), ("--repeats", args.repeats), ("--warmup", args.warmup),
-                     ("--timeout", args.timeout)) if value is not None]  # fmt: skip
+        selecting = [flag for flag, value in (("--suite", args.suite), ("-k", args.keyword), ("--shard", args.shard),
+                     ("--shard-costs", args.shard_costs), ("--engine", args.engine), ("--repeats", args.repeats), ("--warmup", args.warmup),
+                     ("--timeout", args.timeout), ("--device", args.device)) if value is not None]  # fmt: skip
         if selecting:
             raise SuiteError(f"--resume reruns the cases stored in {args.resume}; drop {', '.join(selecting)}")
         session = sessions.resume_run(args.resume, plugin=args.plugin, status=progress.status)
@@ -86,8 +88,7 @@ def handle(args: argparse.Namespace) -> int:
     else:
         selection = sessions.Selection(
             suite=args.suite or DEFAULT_SUITE, keyword=args.keyword, shard=args.shard, shard_costs=args.shard_costs,
-            engine=args.engine,
-            repeats=args.repeats, warmup=args.warmup, timeout=args.timeout,
+            engine=args.engine, repeats=args.repeats, warmup=args.warmup, timeout=args.timeout, device=args.device,
         )  # fmt: skip
         plan = sessions.plan_run(selection)
         if args.dry_run:

@@ -74,16 +74,17 @@ def os_description() -> str:
 
 
 def thermal_state() -> dict[str, Any]:
-    """Thermal condition now: `pmset -g therm` on macOS, thermal zones on Linux."""
+    """Thermal condition now: on macOS the thermal pressure level and NSProcessInfo.thermalState
+    (bench.measure.thermal; they work on Apple silicon), plus `pmset -g therm`'s CPU limits, which
+    only Intel Macs print; thermal zones on Linux."""
     if platform.system() == "Darwin":
+        from bench.measure.thermal import darwin_thermal_state
+
+        state = darwin_thermal_state()
         text = _run(["pmset", "-g", "therm"])
-        if text is None:
-            return {"available": False, "reason": "pmset -g therm failed"}
-        limits = dict(re.findall(r"(CPU_Scheduler_Limit|CPU_Available_CPUs|CPU_Speed_Limit)\s*=\s*(\d+)", text))
-        state: dict[str, Any] = {"available": True, "source": "pmset -g therm", "raw": text}
-        state.update({key: int(value) for key, value in limits.items()})
-        if "No thermal warning level has been recorded" in text:
-            state["thermal_warning"] = "none"
+        if text is not None:
+            limits = dict(re.findall(r"(CPU_Scheduler_Limit|CPU_Available_CPUs|CPU_Speed_Limit)\s*=\s*(\d+)", text))
+            state["pmset_therm"] = {"raw": text, **{key: int(value) for key, value in limits.items()}}
         return state
     if platform.system() == "Linux":
         zones = {}
@@ -159,7 +160,7 @@ def capture_environment() -> dict[str, Any]:
 
     footprint, footprint_reason = footprint_reader()
     memory = psutil.virtual_memory()
-    return {
+    environment: dict[str, Any] = {
         "machine": {
             "device": device_model(),
             "chip": chip_name(),
@@ -184,3 +185,4 @@ def capture_environment() -> dict[str, Any]:
             "peak_footprint_absent_reason": footprint_reason,
         },
     }
+    return environment

@@ -115,12 +115,18 @@ class ModelSlots:
             return self._loaded[part]
         path = self.path(part)
         compute_unit = self.compute_unit_for(part)
+        prepare = getattr(self.engine, "prepare", None)
+        if callable(prepare):
+            prepare()  # engine start-up (e.g. `import coremltools`) stays outside every timed span
         if getattr(self.engine, "separate_compile", False):
             with self.recorder.span(f"compile/{part}"):
                 path = Path(self.engine.compile(path, compute_unit))
         with self.recorder.span(f"load/{part}"):
             model = self.engine.load(path, compute_unit, **self.engine_options)
         self._loaded[part] = model
+        if getattr(model, "wants_compute_plan", False):
+            with self.recorder.span(f"compute_plan/{part}"):  # Core ML's plan does a load of its own
+                model.load_compute_plan()
         if first_predict:
             inputs = zero_inputs(model)
             with self.recorder.span(f"first_predict/{part}"):

@@ -5,9 +5,11 @@ drives the models only through the engine protocol, so the same code runs Core M
 reference engine anywhere. It has no timing code: every stage runs inside a span of the injected
 recorder, named as the README's "Results" section lists:
 
-- loading: `compile/<part>` (engines with a separate compile step), `load/<part>`,
-  `first_predict/<part>` (in `load()`; under `reduce_memory` only `compile/` and `load/`, inside
-  `end_to_end`, just before the stage that needs the part);
+- loading: `compile/<part>` (engines with a separate compile step), `load/<part>` (on Core ML it
+  includes the device specialization), `compute_plan/<part>` (only with the `compute_plan` engine
+  option), `first_predict/<part>` (the first prediction after the load; in `load()`; under
+  `reduce_memory` only `compile/` and `load/`, inside `end_to_end`, just before the stage that needs
+  the part);
 - generation: `end_to_end` around `tokenize`, `text_encoder`, `text_encoder_2`, `vae_encoder`
   (img2img), `diffusion` (the loop: `unet` or `refiner` then `scheduler`, each with `step=i`) and
   `vae_decoder`. The `unet` / `refiner` span covers `scale_model_input` and the UNet call(s) of

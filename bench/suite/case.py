@@ -3,8 +3,8 @@
 `Case` is a frozen dataclass generated from the field table (`bench.suite.fields.FIELDS`), so a
 field is defined in one place. Besides the table's fields it has `suite` (the suite's name) and
 what planning sets: `requested_engine` / `requested_compute_units` (what the suite asked for when
-a Core ML case was moved to the reference engine), `skip_reason`, and `label_extras` (fields that
-vary within the suite, shown in the label).
+a Core ML case was moved to the reference engine), `device` (`bench run --device`), `skip_reason`,
+and `label_extras` (fields that vary within the suite, shown in the label).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, field, fields, make_dataclass, replace
 from typing import Any
 
-from bench.suite.fields import FIELDS, IDENTITY_FIELDS
+from bench.suite.fields import FIELDS, IDENTITY_FIELDS, OPTIONAL_IDENTITY_FIELDS
 
 
 class _CaseBehaviour:
@@ -26,6 +26,7 @@ class _CaseBehaviour:
     def case_id(self) -> str:
         """Stable hash of what the case measures (not of repeats, timeout or suite name)."""
         identity = {name: getattr(self, name) for name in IDENTITY_FIELDS}
+        identity.update({name: getattr(self, name) for name in OPTIONAL_IDENTITY_FIELDS if getattr(self, name) is not None})
         text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -45,6 +46,12 @@ class _CaseBehaviour:
                 continue
             parts.append(f"{name}={getattr(self, name)}")
         return " ".join(parts)
+
+    @property
+    def optimization_hints(self) -> dict[str, str]:
+        """The case's Core ML optimization hints, as the Core ML engine's `optimization_hints` option."""
+        hints = {"reshapeFrequency": self.reshape_frequency, "specializationStrategy": self.specialization_strategy}
+        return {key: value for key, value in hints.items() if value is not None}
 
     @property
     def batch(self) -> int:
@@ -77,6 +84,8 @@ def _case_fields() -> list[tuple[str, Any, Any]]:
     optional = [(name, spec.type, field(default=spec.default)) for name, spec in FIELDS.items() if not spec.required]
     planning = [
         ("requested_engine", "str | None", field(default=None)),
+        # `bench run --device`: the iPhone / iPad (UDID or name) whose Core ML runs every model.
+        ("device", "str | None", field(default=None)),
         ("requested_compute_units", "tuple[str, ...]", field(default=())),
         ("skip_reason", "str | None", field(default=None)),
         ("label_extras", "tuple[str, ...]", field(default=(), compare=False)),

@@ -36,6 +36,8 @@ class Field:
     type: Any = Any  # the Python type of the value (the generated Case's annotation)
     required: bool = False  # no default: every case must set it
     identity: bool = True  # part of what the case measures (hashed into its id)
+    identity_when_set: bool = False  # hashed into the id only when set (fields added later keep old ids)
+    coreml_only: bool = False  # means nothing to the reference engine (cleared when a case moves there)
     column: str | None = None  # results column dtype (bench.schema.DTYPES), None if not a column
     from_model: bool = False  # the column shows the resolved model's own label when it has one
     meaning: str = ""  # the results column's meaning (README schema table)
@@ -161,11 +163,23 @@ FIELDS: dict[str, Field] = {
         Field("quality", "true or false", _boolean, False, axis=False, type=bool, identity=False,
               help="also measure UNet PSNR against the variant's quality baseline"),
         Field("save_image", "true or false", _boolean, True, axis=False, type=bool, identity=False),
+        # Core ML optimization hints (macOS 15 / iOS 18): names of ct.ReshapeFrequency / ct.SpecializationStrategy.
+        Field("reshape_frequency", "one of Frequent, Infrequent (Core ML's reshapeFrequency hint)",
+              _choice(("Frequent", "Infrequent")), None, type=str | None, identity_when_set=True, coreml_only=True),
+        Field("specialization_strategy", "one of Default, FastPrediction (Core ML's specializationStrategy hint)",
+              _choice(("Default", "FastPrediction")), None, type=str | None, identity_when_set=True,
+              coreml_only=True),
     )
 }  # fmt: skip
 
 #: Fields that identify what a case measures (its id is a hash of these).
-IDENTITY_FIELDS: tuple[str, ...] = tuple(name for name, spec in FIELDS.items() if spec.identity)
+IDENTITY_FIELDS: tuple[str, ...] = tuple(
+    name for name, spec in FIELDS.items() if spec.identity and not spec.identity_when_set
+)
+#: Identity fields added later: part of a case's id only when set, so older ids stay the same.
+OPTIONAL_IDENTITY_FIELDS: tuple[str, ...] = tuple(name for name, spec in FIELDS.items() if spec.identity_when_set)
+#: Fields that only mean something to Core ML (cleared when a case runs on the reference engine).
+COREML_ONLY_FIELDS: tuple[str, ...] = tuple(name for name, spec in FIELDS.items() if spec.coreml_only)
 
 #: Keys of the [suite] table.
 SUITE_KEYS: dict[str, Field] = {

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from bench.engines.base import REFERENCE_COMPUTE_UNIT
 from bench.suite.case import Case
+from bench.suite.fields import COREML_ONLY_FIELDS
 
 
 def plan_cases(
@@ -51,6 +52,7 @@ def _fit(case: Case, coreml_available: bool, reference_fallback: bool, engine_ov
             )
         engine = "reference"
     if engine == "reference":
+        case = case.with_(**{name: None for name in COREML_ONLY_FIELDS})  # Core ML settings mean nothing here
         if case.compute_unit == REFERENCE_COMPUTE_UNIT:
             return case.with_(engine=engine, requested_engine=requested_engine)
         return case.with_(

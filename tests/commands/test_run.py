@@ -116,7 +116,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 @pytest.mark.parametrize(
     ("suite_text", "args", "expected"),
     [
-        (None, ["-s", "nope"], "unknown suite 'nope'; known suites: attention, fake"),
+        (None, ["-s", "nope"], "unknown suite 'nope'; known suites: attention, ci, fake"),
         ("[matrix]\nmodel = ['m']\nbogus = [1]\n", ["-s", "bad"], "bad.toml: unknown key matrix.bogus"),
         ("[defaults]\nsteps = 'x'\n[matrix]\nmodel = ['m']\n", ["-s", "bad"], "bad.toml: defaults.steps must be a positive integer, got 'x'"),
         ("[matrix]\nmodel = []\n", ["-s", "bad"], "bad.toml: matrix.model is empty"),

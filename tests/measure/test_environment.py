@@ -66,16 +66,19 @@ def macos(monkeypatch: pytest.MonkeyPatch):
     return outputs
 
 
-def test_macos_thermal_state_from_pmset(macos) -> None:
-    macos[("pmset", "-g", "therm")] = PMSET_THERM_APPLE_SILICON
+def test_macos_thermal_state_reads_pressure_and_keeps_pmset_limits(macos, monkeypatch) -> None:
+    from bench.measure import thermal
+
+    monkeypatch.setattr(thermal, "darwin_thermal_state", lambda: {"available": True, "pressure": "heavy"})
+    macos[("pmset", "-g", "therm")] = PMSET_THERM_APPLE_SILICON  # Apple silicon: no CPU limits printed
     state = env.thermal_state()
-    assert state["available"] and state["thermal_warning"] == "none"
-    macos[("pmset", "-g", "therm")] = PMSET_THERM_THROTTLED
+    assert state["available"] and state["pressure"] == "heavy"
+    assert "CPU_Speed_Limit" not in state["pmset_therm"]
+    macos[("pmset", "-g", "therm")] = PMSET_THERM_THROTTLED  # Intel Macs print them
     state = env.thermal_state()
-    assert state["CPU_Speed_Limit"] == 62 and state["CPU_Available_CPUs"] == 8
-    assert "thermal_warning" not in state
+    assert state["pmset_therm"]["CPU_Speed_Limit"] == 62 and state["pmset_therm"]["CPU_Available_CPUs"] == 8
     macos[("pmset", "-g", "therm")] = None
-    assert env.thermal_state() == {"available": False, "reason": "pmset -g therm failed"}
+    assert "pmset_therm" not in env.thermal_state()
 
 
 def test_macos_low_power_mode_from_pmset(macos) -> None:
