@@ -1,16 +1,19 @@
 """The fields of a case: their types, defaults and allowed values, in one table.
 
 Suite files are validated against this table, so an error can always say which key was wrong
-and what it accepts.
+and what it accepts. Numbers must be finite (`nan` and `inf` are refused); steps, repeats, warm-up
+and timeout have upper bounds (`bench.limits`) so a typo cannot ask for a run of years.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bench.engines.base import COREML_COMPUTE_UNITS, REFERENCE_COMPUTE_UNIT
+from bench.limits import MAX_REPEATS, MAX_STEPS, MAX_TIMEOUT_SECONDS, MAX_WARMUP
 from bench.pipeline.request import SCHEDULERS
 
 ENGINES: tuple[str, ...] = ("auto", "coreml", "reference")
@@ -37,7 +40,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (TOML's `nan` and `inf` are not numbers a case can use)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _positive_int(value: Any) -> int:
@@ -52,8 +56,17 @@ def _non_negative_int(value: Any) -> int:
     return int(value)
 
 
-def _positive_number(value: Any) -> float:
-    if not _is_number(value) or value <= 0:
+def _int_up_to(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if not _is_int(value) or not low <= value <= high:
+            raise ValueError
+        return int(value)
+
+    return check
+
+
+def _timeout(value: Any) -> float:
+    if not _is_number(value) or not 0 < value <= MAX_TIMEOUT_SECONDS:
         raise ValueError
     return float(value)
 
@@ -117,15 +130,15 @@ FIELDS: dict[str, Field] = {
         Field("attention", f"one of {', '.join(ATTENTIONS)}", _choice(ATTENTIONS, _attention_name), None),
         Field("quantization", "a quantization label such as fp16, pal6 or mbp", _name, None),
         Field("resolution", "a positive integer (image side in pixels)", _positive_int, None),
-        Field("steps", "a positive integer", _positive_int, 20),
+        Field("steps", f"an integer in [1, {MAX_STEPS}]", _int_up_to(1, MAX_STEPS), 20),
         Field("scheduler", f"one of {', '.join(SCHEDULERS)}", _choice(tuple(SCHEDULERS)), "euler"),
-        Field("guidance", "a number >= 0", _non_negative_number, 5.0),
+        Field("guidance", "a finite number >= 0", _non_negative_number, 5.0),
         Field("seed", "an integer >= 0", _non_negative_int, 0),
         Field("prompt", "a string", _text, DEFAULT_PROMPT),
         Field("negative_prompt", "a string", _text, ""),
-        Field("warmup", "an integer >= 0", _non_negative_int, 1, axis=False),
-        Field("repeats", "a positive integer", _positive_int, 3, axis=False),
-        Field("timeout", "a positive number of seconds", _positive_number, 600.0, axis=False),
+        Field("warmup", f"an integer in [0, {MAX_WARMUP}]", _int_up_to(0, MAX_WARMUP), 1, axis=False),
+        Field("repeats", f"an integer in [1, {MAX_REPEATS}]", _int_up_to(1, MAX_REPEATS), 3, axis=False),
+        Field("timeout", f"a finite number of seconds in (0, {MAX_TIMEOUT_SECONDS:g}]", _timeout, 600.0, axis=False),
         Field("reduce_memory", "true or false", _boolean, False),
         Field("refiner", "true or false", _boolean, False),
         Field("high_noise_frac", "a number in (0, 1)", _unit_interval_open, 0.8),
