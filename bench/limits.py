@@ -33,9 +33,9 @@ MIL_MAX_FILE_BYTES = 256 * MiB
 MIL_MAX_LINE_CHARS = 1 * MiB
 #: Longest statement of `model.mil` (characters from one `;`, `{` or `}` to the next): one op and
 #: its inline literals, checked before they are tokenized.
-MIL_MAX_STATEMENT_CHARS = 4 * MiB
+MIL_MAX_STATEMENT_CHARS = 1 * MiB
 #: Most elements in one inline literal of `model.mil` (large constants live in weight.bin).
-MIL_MAX_LITERAL_ELEMENTS = 1_000_000
+MIL_MAX_LITERAL_ELEMENTS = 100_000
 #: Deepest nesting of lists, typed literals and types in `model.mil`.
 MIL_MAX_NESTING = 64
 #: Memory one token of `model.mil` costs while parsing (bytes, an upper estimate used against the

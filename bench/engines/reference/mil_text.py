@@ -143,7 +143,8 @@ def _split(text_lines: Iterable[str], source: str) -> tuple[list[str], list[int]
         # A statement ends at ';', '{' or '}'; characters after the last one start the next.
         end = max(line.rfind(";"), line.rfind("{"), line.rfind("}"))
         if end >= 0:
-            statement_chars, statement_line = len(line) - end, number
+            rest = line[end + 1 :]
+            statement_chars, statement_line = len(rest), number if rest.strip() else number + 1
         else:
             statement_chars += len(line)
             if statement_chars > MIL_MAX_STATEMENT_CHARS:
