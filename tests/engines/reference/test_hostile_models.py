@@ -24,7 +24,6 @@ from bench.errors import ModelFormatError
 from bench.limits import (
     MEMORY_BUDGET_ENV,
     MIL_MAX_FILE_BYTES,
-    MIL_MAX_LINE_CHARS,
     MIL_MAX_LITERAL_ELEMENTS,
     MIL_MAX_NESTING,
     MIL_MAX_STATEMENT_CHARS,
