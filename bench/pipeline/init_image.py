@@ -43,8 +43,12 @@ def read_init_image(path: str, resolution: int) -> np.ndarray:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
     except OSError as error:
         raise PipelineError(f"{where}: cannot read the image ({error.strerror})") from None
-    with os.fdopen(descriptor, "rb") as handle:
+    try:
         _check_stat(os.fstat(descriptor), where)  # the file opened, not a name swapped in since
+    except PipelineError:
+        os.close(descriptor)
+        raise
+    with os.fdopen(descriptor, "rb") as handle:
         try:
             with Image.open(handle) as image:
                 width, height = image.size
