@@ -147,7 +147,11 @@ def check_model_file(path: Path) -> None:
             raise ModelFormatError(f"model package {path}: Manifest.json is corrupt ({error})") from None
         for relative in items:
             item = path_inside(path / "Data", relative, f"model package {path}: Manifest.json entry")
-            if not item.exists():
+            try:
+                present = item.exists()
+            except (OSError, ValueError):  # a name the OS refuses (too long, bad bytes)
+                present = False
+            if not present:
                 raise ModelFormatError(f"model package {path} lacks {item.relative_to(path)} listed in its Manifest.json")
         spec = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
         if not spec.is_file() or spec.stat().st_size == 0:

@@ -22,8 +22,8 @@ def check_init_image_file(path: str) -> os.stat_result:
     where = f"init_image {path}"
     try:
         info = os.stat(path)
-    except OSError as error:
-        raise PipelineError(f"{where}: cannot read the image ({error.strerror})") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
+        raise PipelineError(f"{where}: cannot read the image ({getattr(error, 'strerror', None) or error})") from None
     _check_stat(info, where)
     return info
 
@@ -41,8 +41,8 @@ def read_init_image(path: str, resolution: int) -> np.ndarray:
     where = f"init_image {path}"
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
-    except OSError as error:
-        raise PipelineError(f"{where}: cannot read the image ({error.strerror})") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
+        raise PipelineError(f"{where}: cannot read the image ({getattr(error, 'strerror', None) or error})") from None
     try:
         _check_stat(os.fstat(descriptor), where)  # the file opened, not a name swapped in since
     except PipelineError:

@@ -205,6 +205,9 @@ class _Parser:
         self.source = source
         self.texts, self.lines = _split(text_lines, source)
         self.last = len(self.texts) - 1
+        # One more end-of-file token, so a one-token lookahead at the end never runs off the list.
+        self.texts.append("")
+        self.lines.append(self.lines[-1])
         self.pos = 0
         self.read_blob = read_blob
         self.depth = 0  # nesting of types and literals being parsed
@@ -443,7 +446,7 @@ class _Parser:
             texts = self.texts
             while texts[self.pos] != "]":
                 dim = texts[self.pos]
-                if dim.isdigit():
+                if dim.isascii() and dim.isdigit():  # not str.isdigit alone: "²" is a digit to it
                     if len(dim) > 19 or int(dim) > MAX_DIMENSION:
                         raise ModelFormatError(f"{self.where(self.lines[self.pos])}: dimension {dim[:40]} is above 2^62")
                     dims.append(int(dim))
@@ -609,7 +612,14 @@ class _Parser:
                 if not isinstance(payload, str):
                     raise ModelFormatError(f"{self.source}:{start.line}: expected a string literal, found {payload!r}")
                 return payload
-            return np.array(payload, dtype=object).reshape(shape)
+            try:
+                if any(d is None for d in shape):
+                    raise ValueError("unknown dimensions in a literal's type")
+                return np.array(payload, dtype=object).reshape(shape)
+            except (ValueError, TypeError) as error:
+                raise ModelFormatError(
+                    f"{self.where(start.line)}: literal does not fit type string{list(shape)} ({error})"
+                ) from None
         np_dtype = MIL_DTYPES.get(dtype)
         if np_dtype is None:
             raise ModelFormatError(f"{self.source}:{start.line}: literals of type {dtype} are not supported")

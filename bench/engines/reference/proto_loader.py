@@ -92,9 +92,17 @@ def package_paths(path: str | Path) -> tuple[Path, Path]:
             "'itemInfoEntries' and 'rootModelIdentifier'"
         ) from None
     spec_path = path_inside(root / "Data", spec_rel, f"{manifest_path}: root model path")
-    if not spec_path.is_file():
+    if not _is_file(spec_path):
         raise ModelFormatError(f"{manifest_path}: root model {spec_rel!r} does not exist in {root / 'Data'}")
     return spec_path, spec_path.parent / "weights"
+
+
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, False also for names the OS refuses (too long, bad bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def read_spec(path: str | Path) -> Any:
