@@ -23,7 +23,7 @@ from bench.errors import BenchError
 T = TypeVar("T", str, bytes)
 
 #: Examples per fuzz test in the default test run (about a minute in all across the targets).
-EXAMPLES = int(os.environ.get("BENCH_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("BENCH_FUZZ_EXAMPLES", "250"))
 #: Heap growth one input may cause (bytes).
 PEAK_BYTES = 256 << 20
 #: Memory budget the readers run under while fuzzing (their own checks refuse anything above it).
