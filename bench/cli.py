@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 import bench.commands
-from bench.errors import BenchError
+from bench.errors import BenchError, Interrupted
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return error.exit_code
+    except Interrupted as stop:
+        print(f"bench: interrupted by {stop.name}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130

@@ -57,3 +57,24 @@ class SuiteError(BenchError):
 
 class ResultsError(BenchError):
     """The results folder cannot be written or a results file cannot be read."""
+
+
+class RunLockedError(ResultsError):
+    """Another `bench run` holds the run folder's lock."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run was stopped by a signal (SIGINT, SIGTERM or SIGHUP); the exit code is 128 + its number.
+
+    A KeyboardInterrupt, so whatever stops on Ctrl-C stops on any of them."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

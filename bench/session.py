@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -14,16 +13,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.case_exec import DEFAULT_EXECUTOR
 from bench.engines import coreml_runs_here
-from bench.errors import ResultsError, SuiteError
-from bench.measure.environment import capture_environment, power_state, row_columns
+from bench.errors import Interrupted, ResultsError, SuiteError
+from bench.lifeline import install_stop_handlers
+from bench.measure.environment import capture_environment, power_state
+from bench.model_prep import PreparedModel
+from bench.plugin import DEFAULT_PLUGIN, load_plugin
+from bench.run_lock import RunLock
 from bench.runner import CaseOutcome, NullProgress, ProgressListener, Runner
+from bench.schema import OUTCOME_STAGE, SCHEMA_VERSION, EnvironmentColumns
 from bench.store import (
-    CASE_STAGE,
     MANIFEST_FILE,
     RESULTS_FILE,
-    SCHEMA_VERSION,
+    check_appendable,
     create_run_dir,
     drop_incomplete_cases,
     new_run_id,
@@ -81,12 +83,6 @@ def plan_run(selection: Selection, cwd: Path | None = None, *, allow_empty: bool
     return RunPlan(suite.name, suite.path, suite.description, selection, cases)
 
 
-def executor_models_hook(executor: str) -> Callable[..., dict[str, Any]] | None:
-    """The `prepare_models` function that sits beside the executor, if any."""
-    module = importlib.import_module(executor.partition(":")[0])
-    return getattr(module, "prepare_models", None)
-
-
 @dataclass
 class RunSession:
     """An open run folder: its manifest and the runner writing into it."""
@@ -95,6 +91,10 @@ class RunSession:
     run_id: str
     manifest: dict[str, Any]
     plan: RunPlan
+    #: model id -> what the plugin prepared (the manifest holds their `to_manifest()` form).
+    models: dict[str, PreparedModel] = field(default_factory=dict)
+    #: the run folder's lock, held from creation (or resume) until `execute` ends.
+    lock: RunLock | None = None
 
     @property
     def results_path(self) -> Path:
@@ -115,7 +115,7 @@ def start_run(
     plan: RunPlan,
     output: Path,
     *,
-    executor: str = DEFAULT_EXECUTOR,
+    plugin: str = DEFAULT_PLUGIN,
     status: Callable[[str], None] = lambda text: None,
     argv: list[str] | None = None,
 ) -> RunSession:
@@ -125,16 +125,16 @@ def start_run(
     folder exists, so a refused run leaves nothing behind.
     """
     prepare_output_dir(output)
-    hook = executor_models_hook(executor)
-    models = hook(plan.cases, status) if hook else {}
+    models = load_plugin(plugin).prepare_models(plan.cases, status)
     environment = capture_environment()
     run_id = new_run_id()
     run_dir = create_run_dir(output, run_id)
+    lock = RunLock(run_dir).acquire()
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "command": argv if argv is not None else sys.argv,
-        "executor": executor,
+        "plugin": plugin,
         "suite": {
             "name": plan.suite_name,
             "path": str(plan.suite_path),
@@ -143,7 +143,7 @@ def start_run(
         },
         "selection": asdict(plan.selection),
         "cases": [{"case_id": c.case_id, "label": c.label, **c.to_dict()} for c in plan.cases],
-        "models": models,
+        "models": {model_id: prepared.to_manifest() for model_id, prepared in models.items()},
         "environment": environment,
         "power": {"start": power_state(), "end": None},
         "started": utc_timestamp(),
@@ -152,16 +152,34 @@ def start_run(
         "resumed": [],
         "status_counts": {},
     }
-    session = RunSession(run_dir, run_id, manifest, plan)
+    session = RunSession(run_dir, run_id, manifest, plan, models, lock)
     session.save_manifest()
     return session
 
 
 def resume_run(
-    run_dir: Path, *, executor: str | None = None, status: Callable[[str], None] = lambda text: None
+    run_dir: Path, *, plugin: str | None = None, status: Callable[[str], None] = lambda text: None
 ) -> RunSession:
-    """Reopen a run folder: same cases as its manifest; cases cut short are dropped and rerun."""
+    """Reopen a run folder: same cases as its manifest; cases cut short are dropped and rerun.
+
+    The run folder's lock is taken first: a run another `bench run` holds is refused before
+    anything is read or written.
+    """
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ResultsError(f"cannot resume {run_dir}: not a folder")
+    lock = RunLock(run_dir).acquire()
+    try:
+        return _reopen(run_dir, lock, plugin, status)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _reopen(run_dir: Path, lock: RunLock, plugin: str | None, status: Callable[[str], None]) -> RunSession:
+    takeover = lock.describe_takeover()
+    if takeover:
+        status(f"warning: {takeover}")
     manifest_path = run_dir / MANIFEST_FILE
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -171,21 +189,24 @@ def resume_run(
         raise ResultsError(f"cannot resume {run_dir}: {manifest_path} is unreadable ({error})") from None
     if int(manifest.get("schema_version", 0)) > SCHEMA_VERSION:
         raise ResultsError(f"cannot resume {run_dir}: written by a newer bench (schema {manifest['schema_version']})")
+    check_appendable(run_dir / RESULTS_FILE)  # before anything is written: a refused resume changes nothing
     cases = [Case.from_dict(entry) for entry in manifest.get("cases", [])]
     suite = manifest.get("suite", {})
     plan = RunPlan(suite.get("name", "?"), Path(suite.get("path", "?")), suite.get("description", ""),
                    Selection(**manifest.get("selection", {})), cases)  # fmt: skip
-    executor = executor or manifest.get("executor") or DEFAULT_EXECUTOR
-    hook = executor_models_hook(executor)
-    if hook:
-        manifest.setdefault("models", {}).update(hook(cases, status))
+    plugin = plugin or manifest.get("plugin") or DEFAULT_PLUGIN
+    models = load_plugin(plugin).prepare_models(cases, status)
+    manifest.setdefault("models", {}).update({model_id: p.to_manifest() for model_id, p in models.items()})
+    for board in run_dir.glob(".stage-*.board"):  # left by a runner that was SIGKILLed
+        board.unlink(missing_ok=True)
     dropped = drop_incomplete_cases(run_dir / RESULTS_FILE)
     if dropped:
         status(f"dropped {dropped} rows of a case that was cut short; it runs again")
-    manifest["executor"] = executor
+    manifest["plugin"] = plugin
     manifest.setdefault("resumed", []).append({"at": utc_timestamp(), "power": power_state()})
     manifest["interrupted"] = False
-    session = RunSession(run_dir, manifest["run_id"], manifest, plan)
+    manifest.pop("signal", None)
+    session = RunSession(run_dir, manifest["run_id"], manifest, plan, models, lock)
     session.save_manifest()
     return session
 
@@ -197,27 +218,32 @@ def execute(
     runner = Runner(
         session.run_dir,
         session.run_id,
-        row_columns(session.manifest["environment"]),
-        executor=session.manifest.get("executor", DEFAULT_EXECUTOR),
+        EnvironmentColumns.from_environment(session.manifest["environment"]),
+        plugin=session.manifest.get("plugin", DEFAULT_PLUGIN),
         progress=progress or NullProgress(),
         env=env,
-        models=session.manifest.get("models", {}),
+        models=session.models,
     )
     outcomes: list[CaseOutcome] = []
     try:
-        outcomes = runner.run(session.plan.cases)
-    except KeyboardInterrupt:
+        with install_stop_handlers():
+            outcomes = runner.run(session.plan.cases)
+    except KeyboardInterrupt as stop:
         session.manifest["interrupted"] = True
+        session.manifest["signal"] = stop.name if isinstance(stop, Interrupted) else "SIGINT"
         raise
     finally:
         # From the file, not the outcomes: right after an interrupt and across resumes too.
         counts: dict[str, int] = {}
         if session.results_path.exists():
             for row in read_rows(session.results_path):
-                if row.get("stage") == CASE_STAGE:
+                if row.get("stage") == OUTCOME_STAGE:
                     counts[row["status"]] = counts.get(row["status"], 0) + 1
         session.manifest["status_counts"] = counts
         session.manifest["finished"] = utc_timestamp()
         session.manifest["power"]["end"] = power_state()
+        session.manifest["power"].setdefault("cases", {}).update(runner.power)
         session.save_manifest()
+        if session.lock is not None:
+            session.lock.release()
     return outcomes

@@ -1,8 +1,9 @@
-"""The results store: schema, run folders, crash-safe appends and `load_results`.
+"""The results store: run folders, crash-safe appends and `load_results`.
 
-A run writes `DIR/<run-id>/results.csv`, one row per measurement (tidy / long form, DESIGN.md).
+A run writes `DIR/<run-id>/results.csv`, one row per measurement (tidy / long form; the columns are
+`bench.schema.COLUMNS`, rows come from `bench.schema.build_row`).
 The runner appends all rows of a case in one write, flushed and fsynced, as the case finishes, so a
-killed run loses at most the case in flight. Every case ends with one `case` row (its status and
+killed run loses at most the case in flight. Every case ends with one `outcome` row (its status and
 wall time): a case without it was cut short and is dropped when the run resumes.
 """
 
@@ -22,66 +23,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import ResultsError
+from bench.schema import (
+    COLUMN_NAMES,
+    COLUMNS,
+    OUTCOME_STAGE,
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    V1_METRIC_RENAMES,
+    V1_MISSING,
+    V1_STAGE_RENAMES,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Bumped on any incompatible change of the columns or their meaning.
-SCHEMA_VERSION = 1
-
 RESULTS_FILE = "results.csv"
 MANIFEST_FILE = "manifest.json"
-
-#: The columns, in file order (DESIGN.md "Results").
-COLUMNS: tuple[str, ...] = (
-    "schema_version",
-    "run_id",
-    "case_id",
-    "case",
-    "suite",
-    "model",
-    "engine",
-    "compute_unit",
-    "attention",
-    "quantization",
-    "resolution",
-    "steps",
-    "scheduler",
-    "guidance",
-    "batch",
-    "reduce_memory",
-    "refiner",
-    "strength",
-    "seed",
-    "phase",
-    "repeat",
-    "stage",
-    "step",
-    "metric",
-    "value",
-    "unit",
-    "status",
-    "error",
-    "device",
-    "chip",
-    "os",
-    "host",
-    "timestamp",
-)
-
-PHASES: tuple[str, ...] = ("cold", "warmup", "measured")
-STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "skipped")
-#: The stage of the one row that closes every case (status, error, wall time of the worker).
-CASE_STAGE = "case"
-
-_CATEGORICAL = (
-    "suite", "model", "engine", "compute_unit", "attention", "quantization", "scheduler",
-    "phase", "stage", "metric", "unit", "status", "device", "chip", "os", "host",
-)  # fmt: skip
-_INTEGER = ("schema_version", "resolution", "steps", "batch", "repeat", "step", "seed")
-_FLOAT = ("guidance", "strength", "value")
-_BOOLEAN = ("reduce_memory", "refiner")
-_STRING = ("run_id", "case_id", "case", "error")
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -174,11 +131,12 @@ def format_rows(rows: Iterable[Mapping[str, Any]]) -> str:
     """CSV text of `rows` in column order; unknown keys are an error (the schema is closed)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    known = set(COLUMN_NAMES)
     for row in rows:
-        extra = set(row) - set(COLUMNS)
+        extra = set(row) - known
         if extra:
             raise ValueError(f"unknown result columns: {', '.join(sorted(extra))}")
-        writer.writerow([_cell(row.get(column)) for column in COLUMNS])
+        writer.writerow([_cell(row.get(column)) for column in COLUMN_NAMES])
     return buffer.getvalue()
 
 
@@ -192,15 +150,18 @@ class ResultsWriter:
         self.path = Path(self.path)
         if self.path.exists() and self.path.stat().st_size > 0:
             header = _read_header(self.path)
-            if tuple(header) != COLUMNS:
-                raise ResultsError(f"{self.path}: header does not match results schema {SCHEMA_VERSION}")
+            if tuple(header) != COLUMN_NAMES:
+                raise ResultsError(
+                    f"{self.path}: header does not match results schema {SCHEMA_VERSION} "
+                    "(written by another bench version; start a new run instead of appending)"
+                )
             _truncate_partial_last_line(self.path)
         else:
-            self._write(",".join(COLUMNS) + "\n")
+            self._write(",".join(COLUMN_NAMES) + "\n")
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append `rows` (typically all rows of one case) in a single write."""
-        text = format_rows({"schema_version": SCHEMA_VERSION, **row} for row in rows)
+        """Append `rows` (built by `bench.schema.build_row`; typically a whole case) in a single write."""
+        text = format_rows(rows)
         if text:
             self._write(text)
 
@@ -236,33 +197,57 @@ def _truncate_partial_last_line(path: Path) -> None:
         handle.truncate(size - block + cut + 1 if cut >= 0 else 0)
 
 
+def check_appendable(path: Path) -> None:
+    """ResultsError unless `path` is absent, empty, or a results file of this schema (resume checks
+    this before it changes anything)."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        header = _read_header(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ResultsError(f"{path}: cannot read its header ({error})") from None
+    if tuple(header) != COLUMN_NAMES:
+        version = "an older or newer" if "schema_version" in header else "no"
+        raise ResultsError(
+            f"{path}: written with {version} results schema, not version {SCHEMA_VERSION}; "
+            "it can be read (bench.load_results) but not resumed"
+        )
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a results.csv as string dicts (no typing): for resume bookkeeping."""
     with open(path, encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
 
 
+def _finished(row: Mapping[str, str]) -> bool:
+    """A closing row of a case that finished (any status but `interrupted`: those run again)."""
+    return row.get("stage") == OUTCOME_STAGE and row.get("status") != "interrupted"
+
+
 def completed_case_ids(path: Path) -> set[str]:
-    """Case ids whose closing `case` row is in `path` (finished, whatever their status)."""
+    """Case ids that finished in `path`, whatever their status (interrupted cases did not)."""
     if not Path(path).exists():
         return set()
-    return {row["case_id"] for row in read_rows(path) if row.get("stage") == CASE_STAGE}
+    return {row["case_id"] for row in read_rows(path) if _finished(row)}
 
 
 def drop_incomplete_cases(path: Path) -> int:
-    """Rewrite `path` without rows of cases that have no closing row; return how many rows went."""
+    """Rewrite `path` without rows of cases that did not finish (no closing row, or interrupted);
+    return how many rows went."""
     path = Path(path)
     if not path.exists():
         return 0
     _truncate_partial_last_line(path)
     rows = read_rows(path)
-    done = {row["case_id"] for row in rows if row.get("stage") == CASE_STAGE}
+    done = {row["case_id"] for row in rows if _finished(row)}
     keep = [row for row in rows if row["case_id"] in done]
     dropped = len(rows) - len(keep)
     if dropped:
         tmp = path.with_name(f".{path.name}.tmp")
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), lineterminator="\n")
+            writer = csv.DictWriter(handle, fieldnames=list(COLUMN_NAMES), lineterminator="\n")
             writer.writeheader()
             writer.writerows(keep)
             handle.flush()
@@ -310,16 +295,14 @@ def load_results(path: Any) -> pd.DataFrame:
 
 
 def _read_one(file: Path) -> pd.DataFrame:
+    """One file's rows as strings, brought to the current columns (older schema versions too)."""
     import pandas as pd
 
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[])
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ResultsError(f"cannot read {file}: {error}") from None
-    missing = [column for column in COLUMNS if column not in frame.columns]
-    if missing:
-        raise ResultsError(f"{file}: not a results file of schema {SCHEMA_VERSION} (missing columns: {', '.join(missing)})")
-    versions = {v for v in frame["schema_version"].unique() if v != ""}
+    versions = {v for v in frame["schema_version"].unique() if v != ""} if "schema_version" in frame else set()
     for version in versions:
         if not version.isdigit():
             raise ResultsError(f"{file}: schema_version {version!r} is not an integer")
@@ -327,25 +310,36 @@ def _read_one(file: Path) -> pd.DataFrame:
             raise ResultsError(
                 f"{file}: schema_version {version} is newer than this bench reads ({SCHEMA_VERSION}); upgrade bench"
             )
-    return frame[list(COLUMNS)]
+        if int(version) not in READABLE_VERSIONS:
+            raise ResultsError(f"{file}: schema_version {version} is not one this bench reads {READABLE_VERSIONS}")
+    if versions == {"1"}:
+        for name in V1_MISSING:
+            frame[name] = ""
+        frame["metric"] = frame["metric"].replace(V1_METRIC_RENAMES)
+        frame["stage"] = frame["stage"].replace(V1_STAGE_RENAMES)
+    missing = [name for name in COLUMN_NAMES if name not in frame.columns]
+    if missing:
+        raise ResultsError(f"{file}: not a results file of schema {SCHEMA_VERSION} (missing columns: {', '.join(missing)})")
+    return frame[list(COLUMN_NAMES)]
 
 
 def _apply_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each column as its `bench.schema` dtype says."""
     import pandas as pd
 
     out = pd.DataFrame(index=frame.index)
-    for column in COLUMNS:
-        raw = frame[column].replace("", None)
-        if column in _INTEGER:
-            out[column] = pd.to_numeric(raw, errors="raise").astype("Int64")
-        elif column in _FLOAT:
-            out[column] = pd.to_numeric(raw, errors="raise").astype("float64")
-        elif column in _BOOLEAN:
-            out[column] = raw.map({"true": True, "false": False, None: None}).astype("boolean")
-        elif column == "timestamp":
-            out[column] = pd.to_datetime(raw, utc=True, format="ISO8601")
-        elif column in _CATEGORICAL:
-            out[column] = raw.astype("category")
+    for spec in COLUMNS:
+        raw = frame[spec.name].replace("", None)
+        if spec.dtype == "Int64":
+            out[spec.name] = pd.to_numeric(raw, errors="raise").astype("Int64")
+        elif spec.dtype == "float64":
+            out[spec.name] = pd.to_numeric(raw, errors="raise").astype("float64")
+        elif spec.dtype == "boolean":
+            out[spec.name] = raw.map({"true": True, "false": False, None: None}).astype("boolean")
+        elif spec.dtype == "timestamp":
+            out[spec.name] = pd.to_datetime(raw, utc=True, format="ISO8601")
+        elif spec.dtype == "category":
+            out[spec.name] = raw.astype("category")
         else:
-            out[column] = raw.astype("string")
+            out[spec.name] = raw.astype("string")
     return out

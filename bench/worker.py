@@ -1,11 +1,11 @@
-"""The worker: runs one case in a fresh process and streams events back to the runner.
+"""The worker: runs one case in a fresh process and streams typed events back to the runner.
 
-    python -m bench.worker --events-fd N   (the case arrives as JSON on stdin)
+    python -m bench.worker --events-fd N --lifeline-fd M --runner-pid P   (the `WorkerJob` on stdin)
 
 A fresh process per case makes a cold load a real cold load and confines a crash or an
-out-of-memory kill to one case. Events are JSON lines on the inherited pipe `N` (stdout and
-stderr go to the case's log file): `meta`, `stage` (progress), `rows` (measurements, sent after
-each repeat), `error`, `done`. The runner owns the results file; the worker never writes it.
+out-of-memory kill to one case. Events (`bench.protocol`) are JSON lines on the inherited pipe `N`;
+stdout and stderr go to the case's log file. The worker measures time (spans) and memory at span
+edges; the runner samples the worker's memory from outside and owns the results file.
 """
 
 from __future__ import annotations
@@ -14,33 +14,68 @@ import argparse
 import json
 import mmap
 import os
-import statistics
 import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench.case_exec import (
-    DEFAULT_EXECUTOR,
-    CaseExecutor,
-    ExecutorFactory,
-    Generation,
-    load_executor_factory,
-    model_set_from_dict,
-    save_png,
-)
+from bench import lifeline
 from bench.errors import BenchError
-from bench.measure.memory import MemorySampler
-from bench.measure.recorder import STEP_STAGES
-from bench.measure.spans import MeasuringRecorder, SpanMeasurement
+from bench.executor import CaseExecutor, ResolvedModels, save_png
+from bench.measure.memory import SpanPeakTracker
+from bench.measure.spans import MeasuringRecorder
+from bench.plugin import DEFAULT_PLUGIN, CasePlugin, load_plugin
+from bench.protocol import (
+    Event,
+    Failed,
+    Finished,
+    Measured,
+    ModelsResolved,
+    PhaseStarted,
+    SpansFinished,
+    StageStarted,
+    WorkerStarted,
+    encode,
+)
+from bench.schema import PROCESS_STAGE, Measurement
 from bench.store import utc_timestamp
 from bench.suite.case import Case
 
-#: Stages whose spans together make one denoising step (DESIGN.md: iter/s = 1 / median step time).
 _PROGRESS_INTERVAL = 0.05  # seconds between repeated progress events for the same stage
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What the runner hands a worker on stdin: the case and where its outputs go."""
+
+    case: Case
+    plugin: str = DEFAULT_PLUGIN
+    models: ResolvedModels | None = None
+    stage_board: str | None = None
+    image_path: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "case": self.case.to_dict(),
+            "plugin": self.plugin,
+            "models": self.models.to_dict() if self.models else None,
+            "stage_board": self.stage_board,
+            "image_path": self.image_path,
+        })  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerJob:
+        data = json.loads(text)
+        models = data.get("models")
+        return cls(
+            case=Case.from_dict(data["case"]),
+            plugin=data.get("plugin") or DEFAULT_PLUGIN,
+            models=ResolvedModels.from_dict(models) if models else None,
+            stage_board=data.get("stage_board"),
+            image_path=data.get("image_path"),
+        )
 
 
 class StageBoard:
@@ -78,7 +113,7 @@ class StageBoard:
 
 
 class EventSink:
-    """JSON lines on a file descriptor; progress events are throttled to 20 a second.
+    """Events as JSON lines on a file descriptor; progress events are throttled to 20 a second.
 
     Progress is reported at the start of every span, inside the parent span's timing, so it must
     cost next to nothing: attribute stores, a clock read, and a pipe write only every 50 ms. The
@@ -92,13 +127,12 @@ class EventSink:
         self.stage: str | None = None
         self.step: int | None = None
 
-    def send(self, event: dict[str, Any]) -> None:
-        if event.get("event") == "stage":
-            self._note(event.get("stage"), event.get("step"))
+    def send(self, event: Event) -> None:
+        if isinstance(event, StageStarted):
+            self._note(event.stage, event.step)
         if self._fd is None:
             return
-        data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
-        view = memoryview(data)
+        view = memoryview(encode(event))
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
@@ -108,141 +142,89 @@ class EventSink:
         now = time.monotonic()
         if now - self._last_sent >= _PROGRESS_INTERVAL:
             self._last_sent = now
-            self.send({"event": "stage", "stage": stage, "step": step})
+            self.send(StageStarted(stage, step))
 
-    def _note(self, stage: Any, step: Any) -> None:
+    def _note(self, stage: str, step: int | None) -> None:
         self.stage, self.step = stage, step
         if self._board is not None:
             self._board.set(stage, step)
 
 
-def span_rows(spans: Sequence[SpanMeasurement], timestamp: str) -> list[dict[str, Any]]:
-    """Tidy rows for finished spans: latency, peak_rss and (macOS) peak_footprint."""
-    rows: list[dict[str, Any]] = []
-    for span in spans:
-        base = {"phase": span.phase, "repeat": span.repeat, "stage": span.stage, "step": span.step, "timestamp": timestamp}
-        rows.append({**base, "metric": "latency", "value": span.seconds, "unit": "s"})
-        if span.peak_rss is not None:
-            rows.append({**base, "metric": "peak_rss", "value": span.peak_rss, "unit": "bytes"})
-        if span.peak_footprint is not None:
-            rows.append({**base, "metric": "peak_footprint", "value": span.peak_footprint, "unit": "bytes"})
-    return rows
-
-
-def step_times(spans: Sequence[SpanMeasurement]) -> list[float]:
-    """Seconds per denoising step: the step's unet (or refiner) spans plus its scheduler span."""
-    per_step: dict[int, float] = {}
-    for span in spans:
-        if span.stage in STEP_STAGES and span.step is not None:
-            per_step[span.step] = per_step.get(span.step, 0.0) + span.seconds
-    return [per_step[step] for step in sorted(per_step)]
-
-
-def repeat_rows(
-    spans: Sequence[SpanMeasurement], generation: Generation, phase: str, repeat: int, timestamp: str
-) -> list[dict[str, Any]]:
-    """Per-repeat figures derived from the spans: iter/s (1 / median step time) and UNet calls."""
-    base = {"phase": phase, "repeat": repeat, "stage": "diffusion", "step": None, "timestamp": timestamp}
-    rows: list[dict[str, Any]] = []
-    times = step_times(spans)
-    if times:
-        median = statistics.median(times)
-        if median > 0:
-            rows.append({**base, "metric": "iter_per_s", "value": 1.0 / median, "unit": "iter/s"})
-    if generation.unet_calls is not None:
-        rows.append({**base, "metric": "unet_calls", "value": generation.unet_calls, "unit": "count"})
-    return rows
-
-
 def run_case(
-    case: Case,
-    factory: ExecutorFactory,
-    events: EventSink,
-    image_path: Path | None = None,
-    **resolved: Any,
+    case: Case, executor: CaseExecutor, recorder: MeasuringRecorder, events: EventSink, image_path: Path | None = None
 ) -> None:
-    """Prepare, cold-load, warm up and measure one case, sending rows after each phase/repeat.
-
-    `resolved` holds what the runner resolved for the executor (`model_set`, `baseline_set`).
-    """
-    sampler = MemorySampler().start()
-    recorder = MeasuringRecorder(sampler, on_span_start=events.progress)
-    executor: CaseExecutor | None = None
+    """Prepare, cold-load, warm up and measure one case, sending spans after each phase / repeat."""
     try:
-        executor = factory(case, recorder, **resolved)
-        events.send({"event": "stage", "stage": "prepare", "step": None})
-        meta = executor.prepare()
-        events.send({"event": "meta", "meta": asdict(meta), "footprint": sampler.reader.has_footprint})
+        events.send(StageStarted("prepare"))
+        events.send(ModelsResolved(executor.prepare()))
 
         recorder.set_phase("cold")
-        events.send({"event": "phase", "phase": "cold", "repeat": None})
+        events.send(PhaseStarted("cold"))
         executor.load()
-        events.send({"event": "rows", "rows": span_rows(recorder.drain(), utc_timestamp())})
+        events.send(SpansFinished(tuple(recorder.drain())))
 
         saved = False
         for phase, count in (("warmup", case.warmup), ("measured", case.repeats)):
             for repeat in range(count):
                 recorder.set_phase(phase, repeat)
-                events.send({"event": "phase", "phase": phase, "repeat": repeat})
+                events.send(PhaseStarted(phase, repeat))
                 generation = executor.generate()
-                spans = recorder.drain()
-                stamp = utc_timestamp()
-                rows = span_rows(spans, stamp) + repeat_rows(spans, generation, phase, repeat, stamp)
-                events.send({"event": "rows", "rows": rows})
+                events.send(SpansFinished(tuple(recorder.drain())))
+                if generation.unet_calls is not None:
+                    events.send(Measured((Measurement("diffusion", "unet_calls", generation.unet_calls, "count",
+                                                      phase, repeat, None, utc_timestamp()),)))  # fmt: skip
                 if phase == "measured" and not saved and image_path is not None and generation.image is not None:
                     save_png(generation.image, image_path)
                     saved = True
     finally:
-        sampler.stop()
         # The high-water marks before quality work, which loads more models (also on failure).
-        events.send({"event": "rows", "rows": process_rows(sampler)})
-        if executor is not None:
-            try:
-                executor.close()
-            except Exception:  # noqa: BLE001 - closing must not mask the case's own error
-                traceback.print_exc()
+        events.send(Measured(process_measurements(recorder.peaks)))
+        try:
+            executor.close()
+        except Exception:  # noqa: BLE001 - closing must not mask the case's own error
+            traceback.print_exc()
     if case.quality:
-        events.send({"event": "stage", "stage": "quality", "step": None})
+        events.send(StageStarted("quality"))
         stamp = utc_timestamp()
-        rows = [
-            {"phase": "measured", "repeat": None, "stage": q.stage, "step": None, "metric": q.metric,
-             "value": q.value, "unit": q.unit, "timestamp": stamp}
-            for q in executor.quality()
-        ]  # fmt: skip
-        events.send({"event": "rows", "rows": rows})
+        measured = tuple(Measurement(q.stage, q.metric, q.value, q.unit, "measured", None, q.step, stamp)
+                         for q in executor.quality())  # fmt: skip
+        events.send(Measured(measured))
 
 
-def process_rows(sampler: MemorySampler) -> list[dict[str, Any]]:
-    """Whole-process figures: the kernel high-water marks and what the sampler cost."""
+def process_measurements(peaks: SpanPeakTracker | None) -> tuple[Measurement, ...]:
+    """The worker's kernel high-water marks (its whole life so far)."""
+    if peaks is None:
+        return ()
     stamp = utc_timestamp()
-    base = {"phase": None, "repeat": None, "stage": "process", "step": None, "timestamp": stamp}
-    hwm_rss, hwm_footprint = sampler.reader.high_water()
-    rows = [{**base, "metric": "peak_rss", "value": hwm_rss, "unit": "bytes"}]
+    hwm_rss, hwm_footprint = peaks.reader.high_water()
+    measured = [Measurement(PROCESS_STAGE, "peak_rss", hwm_rss, "bytes", timestamp=stamp)]
     if hwm_footprint is not None:
-        rows.append({**base, "metric": "peak_footprint", "value": hwm_footprint, "unit": "bytes"})
-    rows.append({**base, "metric": "sampler_cpu_share", "value": sampler.cpu_share, "unit": "fraction"})
-    rows.append({**base, "metric": "sampler_samples", "value": sampler.samples, "unit": "count"})
-    return rows
+        measured.append(Measurement(PROCESS_STAGE, "peak_footprint", hwm_footprint, "bytes", timestamp=stamp))
+    return tuple(measured)
+
+
+def run_job(job: WorkerJob, events: EventSink) -> None:
+    """Set up the recorder and the plugin's executor for `job`, then run its case."""
+    plugin: CasePlugin = load_plugin(job.plugin)
+    recorder = MeasuringRecorder(SpanPeakTracker(), on_span_start=events.progress)
+    executor = plugin.create_executor(job.case, recorder, job.models or ResolvedModels(None))
+    run_case(job.case, executor, recorder, events, Path(job.image_path) if job.image_path else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__)
     parser.add_argument("--events-fd", type=int, required=True)
+    parser.add_argument("--lifeline-fd", type=int, help="read end of a pipe only the runner writes to")
+    parser.add_argument("--runner-pid", type=int, help="the runner's PID (the worker stops when it is gone)")
     args = parser.parse_args(argv)
     events = EventSink(args.events_fd)
     try:
-        payload = json.load(sys.stdin)
-        board = payload.get("stage_board")
-        events = EventSink(args.events_fd, StageBoard(Path(board)) if board else None)
-        case = Case.from_dict(payload["case"])
-        factory = load_executor_factory(payload.get("executor") or DEFAULT_EXECUTOR)
-        image = payload.get("image_path")
-        resolved = {}
-        if payload.get("model_set"):
-            resolved["model_set"] = model_set_from_dict(payload["model_set"])
-            baseline = payload.get("baseline_set")
-            resolved["baseline_set"] = model_set_from_dict(baseline) if baseline else None
-        run_case(case, factory, events, Path(image) if image else None, **resolved)
+        events.send(WorkerStarted(os.getpid()))
+        job = WorkerJob.from_json(sys.stdin.read())
+        if args.lifeline_fd is not None and args.runner_pid is not None:
+            lifeline.hold(args.lifeline_fd, args.runner_pid, job.case.timeout)
+        events = EventSink(args.events_fd, StageBoard(Path(job.stage_board)) if job.stage_board else None)
+        run_job(job, events)
     except BenchError as error:
         _report(events, type(error).__name__, str(error))
         return 3
@@ -254,13 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = f"{type(error).__name__}: {error}".strip().splitlines()[0] if str(error) else type(error).__name__
         _report(events, type(error).__name__, message)
         return 1
-    events.send({"event": "done"})
+    events.send(Finished())
     return 0
 
 
 def _report(events: EventSink, kind: str, message: str) -> None:
     try:
-        events.send({"event": "error", "kind": kind, "message": message, "stage": events.stage, "step": events.step})
+        events.send(Failed(kind, message, events.stage, events.step))
     except OSError:
         pass
 

@@ -10,10 +10,10 @@ import pytest
 
 from bench import load_results as package_load_results
 from bench.errors import ResultsError
+from bench.schema import COLUMN_NAMES as COLUMNS
+from bench.schema import SCHEMA_VERSION
 from bench.store import (
-    COLUMNS,
     RESULTS_FILE,
-    SCHEMA_VERSION,
     ResultsWriter,
     completed_case_ids,
     create_run_dir,
@@ -25,7 +25,7 @@ from bench.store import (
 
 def _row(case_id: str, stage: str = "unet", step: int | None = 0, value: float = 0.5, **extra):
     row = {
-        "run_id": "r1", "case_id": case_id, "case": f"label {case_id}", "suite": "smoke", "model": "tiny",
+        "schema_version": SCHEMA_VERSION, "run_id": "r1", "case_id": case_id, "case": f"label {case_id}", "suite": "smoke", "model": "tiny",
         "engine": "reference", "compute_unit": "REFERENCE", "attention": "SPLIT_EINSUM",
         "quantization": "float16", "resolution": 64, "steps": 2, "scheduler": "euler", "guidance": 5.0,
         "batch": 2, "reduce_memory": False, "refiner": False, "strength": None, "seed": 0,
@@ -38,7 +38,7 @@ def _row(case_id: str, stage: str = "unet", step: int | None = 0, value: float =
 
 
 def _closing(case_id: str, status: str = "ok", error: str | None = None):
-    return _row(case_id, stage="case", step=None, metric="wall_time", value=1.5, phase=None, repeat=None,
+    return _row(case_id, stage="outcome", step=None, metric="wall_time", value=1.5, phase=None, repeat=None,
                 status=status, error=error)  # fmt: skip
 
 
@@ -158,3 +158,28 @@ def test_uncreatable_output_is_refused_even_for_root() -> None:
 def test_run_ids_sort_by_time() -> None:
     first, second = new_run_id(1_700_000_000), new_run_id(1_700_000_060)
     assert first < second and first.startswith("20231114T221320Z-")
+
+
+V1_HEADER = (
+    "schema_version,run_id,case_id,case,suite,model,engine,compute_unit,attention,quantization,resolution,steps,"
+    "scheduler,guidance,batch,reduce_memory,refiner,strength,seed,phase,repeat,stage,step,metric,value,unit,status,"
+    "error,device,chip,os,host,timestamp"
+)
+
+
+def test_reads_schema_version_1(tmp_path: Path) -> None:
+    common = "1,r0,c1,label,smoke,tiny,reference,REFERENCE,SPLIT_EINSUM,float16,64,2,euler,5.0,2,false,false,,0"
+    where = "x86_64,cpu,Linux,h,2024-01-02T03:04:05.678Z"
+    (tmp_path / RESULTS_FILE).write_text("\n".join([
+        V1_HEADER,
+        f"{common},measured,0,unet,0,latency,0.5,s,ok,,{where}",
+        f"{common},measured,0,diffusion,,iter_per_s,2.0,iter/s,ok,,{where}",
+        f"{common},,,case,,wall_time,3.0,s,ok,,{where}",
+    ]) + "\n")  # fmt: skip
+    frame = load_results(tmp_path)
+    assert list(frame.columns) == list(COLUMNS)
+    assert frame["valid"].isna().all() and frame["device_name"].isna().all()
+    # a v1 per-repeat iter/s is never mistaken for the case figure
+    assert set(frame["metric"].astype(str)) == {"latency", "repeat_iter_per_s", "wall_time"}
+    assert frame["stage"].tolist() == ["unet", "diffusion", "outcome"]  # v1's closing stage `case`
+    assert frame["schema_version"].tolist() == [1, 1, 1]

@@ -5,41 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from bench.case_exec import Generation
-from bench.measure.spans import SpanMeasurement
+from bench.measure.memory import SpanPeakTracker
+from bench.measure.spans import MeasuringRecorder
+from bench.protocol import Measured, ModelsResolved, PhaseStarted, SpansFinished, StageStarted, decode, encode
+from bench.schema import ModelLabels
 from bench.suite.case import Case
-from bench.worker import EventSink, repeat_rows, run_case, span_rows, step_times
+from bench.worker import EventSink, WorkerJob, run_case
 
 
 class Capture(EventSink):
     def __init__(self) -> None:
         super().__init__(None)
-        self.events: list[dict[str, Any]] = []
+        self.events: list[Any] = []
 
-    def send(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-
-
-def span(stage: str, step: int | None, seconds: float) -> SpanMeasurement:
-    return SpanMeasurement(stage, step, "measured", 0, seconds, 100, None)
+    def send(self, event: Any) -> None:
+        self.events.append(decode(encode(event)))  # through the wire format, as the runner reads it
 
 
-def test_step_time_is_unet_plus_scheduler_per_step() -> None:
-    spans = [span("unet", 0, 0.4), span("scheduler", 0, 0.1), span("unet", 1, 0.2), span("scheduler", 1, 0.1),
-             span("refiner", 2, 0.7), span("scheduler", 2, 0.1), span("vae_decoder", None, 5.0)]  # fmt: skip
-    assert step_times(spans) == pytest.approx([0.5, 0.3, 0.8])
-    rows = repeat_rows(spans, Generation(unet_calls=3), "measured", 0, "t")
-    ips = {r["metric"]: r["value"] for r in rows}
-    assert ips["iter_per_s"] == 1 / 0.5 and ips["unet_calls"] == 3
-
-
-def test_span_rows_skip_absent_footprint() -> None:
-    rows = span_rows([SpanMeasurement("unet", 2, "warmup", 0, 0.5, 123, None)], "t")
-    assert [(r["metric"], r["value"], r["unit"]) for r in rows] == [("latency", 0.5, "s"), ("peak_rss", 123, "bytes")]
-    rows = span_rows([SpanMeasurement("unet", 2, "warmup", 0, 0.5, 123, 456)], "t")
-    assert rows[-1]["metric"] == "peak_footprint" and rows[-1]["value"] == 456
+def test_job_round_trips_through_json() -> None:
+    case = Case(suite="s", model="m", steps=2, quality=True)
+    job = WorkerJob(case, "mod:PLUGIN", None, "/tmp/board", "/tmp/image.png")
+    assert WorkerJob.from_json(job.to_json()) == job
 
 
 def test_run_case_phases_in_process(tmp_path: Path) -> None:
@@ -50,16 +36,23 @@ def test_run_case_phases_in_process(tmp_path: Path) -> None:
 
     case = Case(suite="s", model="fake-ok", steps=2, warmup=2, repeats=3, quality=True)
     sink = Capture()
-    run_case(case, FakeExecutor, sink, tmp_path / "image.png")
-    kinds = [e["event"] for e in sink.events]
-    assert kinds[:3] == ["stage", "meta", "phase"]
-    phases = [(e["phase"], e["repeat"]) for e in sink.events if e["event"] == "phase"]
+    recorder = MeasuringRecorder(SpanPeakTracker(), on_span_start=sink.progress)
+    run_case(case, FakeExecutor(case, recorder), recorder, sink, tmp_path / "image.png")
+    kinds = [type(e) for e in sink.events]
+    assert kinds[:3] == [StageStarted, ModelsResolved, PhaseStarted]
+    assert sink.events[1].labels == ModelLabels("SPLIT_EINSUM", "float16", 64, 2)
+    phases = [(e.phase, e.repeat) for e in sink.events if isinstance(e, PhaseStarted)]
     assert phases == [("cold", None), ("warmup", 0), ("warmup", 1), ("measured", 0), ("measured", 1), ("measured", 2)]
-    rows = [r for e in sink.events if e["event"] == "rows" for r in e["rows"]]
-    e2e = [(r["phase"], r["repeat"]) for r in rows if r["stage"] == "end_to_end" and r["metric"] == "latency"]
+    spans = [s for e in sink.events if isinstance(e, SpansFinished) for s in e.spans]
+    e2e = [(s.phase, s.repeat) for s in spans if s.stage == "end_to_end"]
     assert e2e == [("warmup", 0), ("warmup", 1), ("measured", 0), ("measured", 1), ("measured", 2)]
-    assert {r["phase"] for r in rows if r["stage"].startswith("load/")} == {"cold"}
-    process = {r["metric"] for r in rows if r["stage"] == "process"}
-    assert {"peak_rss", "sampler_cpu_share", "sampler_samples"} <= process
-    assert [r["value"] for r in rows if r["metric"] == "psnr"] == [42.0]
+    assert {s.phase for s in spans if s.stage.startswith("load/")} == {"cold"}
+    assert all(s.end_ns >= s.start_ns and s.peak_rss > 0 for s in spans)
+    step = next(s for s in spans if s.stage == "unet" and s.step == 1 and s.phase == "measured")
+    assert step.seconds == (step.end_ns - step.start_ns) / 1e9
+    measured = [m for e in sink.events if isinstance(e, Measured) for m in e.measurements]
+    assert {m.metric for m in measured if m.stage == "process"} == {"peak_rss"}
+    assert [(m.phase, m.repeat, m.value) for m in measured if m.metric == "unet_calls"] == [
+        ("warmup", 0, 2), ("warmup", 1, 2), ("measured", 0, 2), ("measured", 1, 2), ("measured", 2, 2)]
+    assert [(m.value, m.phase) for m in measured if m.metric == "psnr"] == [(42.0, "measured")]
     assert (tmp_path / "image.png").exists()

@@ -1,7 +1,7 @@
 """Torch oracles for the reference engine's parity tests and its speed benchmark.
 
 Builds small, randomly initialised diffusers / transformers modules from a seed, wraps them with
-Apple's input and output names (apple/ml-stable-diffusion conventions, coreml-facts.md section 1),
+Apple's input and output names (apple/ml-stable-diffusion conventions),
 converts them with `coremltools.convert` and computes the torch outputs the engine must reproduce.
 torch is only the independent oracle here; nothing in `bench` imports it.
 """
@@ -116,7 +116,7 @@ class UNetConfig:
         return {
             "sample": rng.standard_normal((b, 4, self.latent, self.latent)).astype(np.float32),
             "timestep": rng.uniform(1.0, 999.0, size=(b,)).astype(np.float32),
-            # Apple's layout (B, C, 1, S) for the encoder states (coreml-facts.md section 1)
+            # Apple's layout (B, C, 1, S) for the encoder states (apple/ml-stable-diffusion)
             "encoder_hidden_states": rng.standard_normal((b, self.cross_attention_dim, 1, self.seq_len)).astype(
                 np.float32
             ),

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.case_exec import DEFAULT_EXECUTOR
 from bench.errors import SuiteError
+from bench.plugin import DEFAULT_PLUGIN
 from bench.suite.loader import DEFAULT_SUITE
 
 
@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--warmup", type=_case_field("warmup"), help="override warm-up repeats")
     parser.add_argument("--timeout", type=_case_field("timeout"), help="override the per-case timeout (seconds)")
     parser.add_argument("--no-progress", action="store_true", help="no live display; one line per case")
-    parser.add_argument("--executor", default=None, help=argparse.SUPPRESS)  # tests plug in fake pipelines
+    parser.add_argument("--plugin", default=None, help=argparse.SUPPRESS)  # tests plug in fake pipelines
     parser.set_defaults(handler=handle)
 
 
@@ -73,7 +73,7 @@ def handle(args: argparse.Namespace) -> int:
                      ("--timeout", args.timeout)) if value is not None]  # fmt: skip
         if selecting:
             raise SuiteError(f"--resume reruns the cases stored in {args.resume}; drop {', '.join(selecting)}")
-        session = sessions.resume_run(args.resume, executor=args.executor, status=progress.status)
+        session = sessions.resume_run(args.resume, plugin=args.plugin, status=progress.status)
         plan = session.plan
     else:
         selection = sessions.Selection(
@@ -87,7 +87,7 @@ def handle(args: argparse.Namespace) -> int:
             render_cases(console, plan.suite_name, plan.suite_path, plan.suite_description, plan.cases)
             return 0
         session = sessions.start_run(
-            plan, args.output, executor=args.executor or DEFAULT_EXECUTOR, status=progress.status
+            plan, args.output, plugin=args.plugin or DEFAULT_PLUGIN, status=progress.status
         )
     console.print(f"run {session.run_id}: suite {plan.suite_name}, {len(plan.cases)} cases -> {session.run_dir}")
     try:

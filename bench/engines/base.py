@@ -1,4 +1,4 @@
-"""The engine protocol every backend implements (see DESIGN.md, "Contracts").
+"""The engine protocol every backend implements (docs/architecture.md, "Contracts").
 
 An engine turns model files into `Model` objects that take and return dicts of numpy arrays.
 The pipeline only ever talks to this protocol, so the same code drives Core ML on macOS and

@@ -3,7 +3,7 @@
 psutil's RSS counts clean mmapped weight pages and misses compressed memory, so on Apple platforms
 it can be far off the number that gets an app killed. `proc_pid_rusage(pid, RUSAGE_INFO_V4)` reports
 `ri_phys_footprint` (byte offset 72) and `ri_lifetime_max_phys_footprint` (offset 240)
-(coreml-facts.md section 5). No library wraps this call, hence ctypes.
+(<sys/resource.h>). No library wraps this call, hence ctypes.
 """
 
 from __future__ import annotations

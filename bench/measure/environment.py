@@ -1,7 +1,7 @@
 """Where a run happened: machine, OS, thermal and power state, versions, git commit.
 
 Everything here goes into manifest.json; `device`, `chip`, `os` and `host` also go into every
-results row. A value the OS does not report is left out with the reason, never guessed.
+results row (`bench.schema.EnvironmentColumns`). A value the OS does not report is left out with the reason, never guessed.
 """
 
 from __future__ import annotations
@@ -153,12 +153,6 @@ def git_state(path: Path | None = None) -> dict[str, Any]:
     return {"available": True, "commit": commit, "dirty": bool(status), "path": str(where)}
 
 
-def row_columns(environment: dict[str, Any]) -> dict[str, str]:
-    """The environment columns every results row carries."""
-    machine = environment["machine"]
-    return {"device": machine["device"], "chip": machine["chip"], "os": machine["os"], "host": machine["host"]}
-
-
 def capture_environment() -> dict[str, Any]:
     """The machine, OS, memory, power state, versions and git state, as a JSON-ready dict."""
     from bench.measure.darwin import footprint_reader
@@ -183,8 +177,10 @@ def capture_environment() -> dict[str, Any]:
         "git": git_state(),
         "measurement": {
             "clock": "time.perf_counter_ns (monotonic)",
-            "peak_rss": "sampled by a thread plus getrusage ru_maxrss high-water mark",
-            "peak_footprint": "proc_pid_rusage RUSAGE_INFO_V4" if footprint is not None else None,
+            "peak_rss": "worker RSS sampled by the runner every 10 ms by PID (psutil), plus the worker's "
+            "getrusage ru_maxrss high-water mark at span edges",
+            "peak_footprint": "proc_pid_rusage(worker_pid, RUSAGE_INFO_V4) sampled by the runner, plus "
+            "ri_lifetime_max_phys_footprint at span edges" if footprint is not None else None,
             "peak_footprint_absent_reason": footprint_reason,
         },
     }

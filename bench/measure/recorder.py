@@ -2,7 +2,7 @@
 
 The pipeline has no timing code of its own: it wraps every stage in `recorder.span(stage, step=...)`
 and the harness injects a recorder that measures wall time and peak memory. Stage names are the ones
-DESIGN.md lists (`load/<part>`, `first_predict/<part>`, `tokenize`, `text_encoder`, `unet`, ...).
+the README's "Results" section lists (`load/<part>`, `first_predict/<part>`, `tokenize`, `text_encoder`, `unet`, ...).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """`MeasuringRecorder`: the recorder the harness injects into the pipeline.
 
-Each span measures wall time on the monotonic `perf_counter_ns` clock and its peak memory through
-a `MemorySampler`; the recorder tags spans with the current phase (`cold`, `warmup`, `measured`)
-and repeat. It satisfies `bench.measure.recorder.Recorder`.
+Each span measures wall time on the monotonic `perf_counter_ns` clock, keeps its start and end on
+that clock (the runner's out-of-process memory samples are matched to spans by these times), and
+reads memory at its edges through a `SpanPeakTracker`; the recorder tags spans with the current
+phase (`cold`, `warmup`, `measured`) and repeat. It satisfies `bench.measure.recorder.Recorder`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from bench.measure.memory import MemorySampler, PeakCell
+from bench.measure.memory import PeakCell, SpanPeakTracker
 
 SpanListener = Callable[[str, "int | None"], None]
 
@@ -23,9 +24,14 @@ class SpanMeasurement(NamedTuple):
     step: int | None
     phase: str
     repeat: int | None
-    seconds: float
-    peak_rss: int | None
+    start_ns: int  # time.perf_counter_ns at the span's start
+    end_ns: int
+    peak_rss: int | None  # from edge readings and the high-water mark (the runner adds its samples)
     peak_footprint: int | None
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
 
 
 class _Span:
@@ -41,7 +47,7 @@ class _Span:
         recorder.open_stages.append((self._stage, self._step))
         if recorder.on_span_start is not None:
             recorder.on_span_start(self._stage, self._step)
-        self._cell: PeakCell | None = recorder.sampler.open() if recorder.sampler is not None else None
+        self._cell: PeakCell | None = recorder.peaks.open() if recorder.peaks is not None else None
         self._start = time.perf_counter_ns()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
@@ -49,13 +55,13 @@ class _Span:
         recorder = self._recorder
         peak_rss = peak_fp = None
         if self._cell is not None:
-            peak_rss, peak_fp = recorder.sampler.close(self._cell)  # type: ignore[union-attr]
+            peak_rss, peak_fp = recorder.peaks.close(self._cell)  # type: ignore[union-attr]
         if exc_type is None:
             recorder.open_stages.pop()
             recorder.records.append(
                 SpanMeasurement(
                     self._stage, self._step, recorder.phase, recorder.repeat,
-                    (end - self._start) / 1e9, peak_rss, peak_fp,
+                    self._start, end, peak_rss, peak_fp,
                 )  # fmt: skip
             )
         # On an exception the stage stays in open_stages: the worker reports where it failed.
@@ -65,8 +71,8 @@ class _Span:
 class MeasuringRecorder:
     """Times spans and records their peak memory; the harness reads `records` after each repeat."""
 
-    def __init__(self, sampler: MemorySampler | None = None, on_span_start: SpanListener | None = None) -> None:
-        self.sampler = sampler
+    def __init__(self, peaks: SpanPeakTracker | None = None, on_span_start: SpanListener | None = None) -> None:
+        self.peaks = peaks
         self.on_span_start = on_span_start
         self.phase = "cold"
         self.repeat: int | None = None

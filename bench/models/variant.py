@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: The model files a model set may hold, in the order the pipeline runs them.
 MODEL_PARTS: tuple[str, ...] = (
@@ -23,7 +24,7 @@ MODEL_PARTS: tuple[str, ...] = (
     "vae_decoder",
 )
 
-#: Stage keys a model set may hold (DESIGN.md "Model variant"): the model parts and the tokenizer files.
+#: Stage keys a model set may hold (README "Models"): the model parts and the tokenizer files.
 STAGES: tuple[str, ...] = (*MODEL_PARTS, "vocab", "merges")
 
 
@@ -55,3 +56,29 @@ class ModelSet:
 
     def has(self, stage: str) -> bool:
         return stage in self.files
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the runner hands resolved model sets to its workers this way)."""
+        return {
+            "id": self.id,
+            "root": str(self.root),
+            "files": {key: str(path) for key, path in self.files.items()},
+            "resolution": self.resolution,
+            "attention": self.attention,
+            "quantization": self.quantization,
+            "unet_batch_one": self.unet_batch_one,
+            "labels": dict(self.labels),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSet:
+        return cls(
+            id=data["id"],
+            root=Path(data["root"]),
+            files={key: Path(path) for key, path in data["files"].items()},
+            resolution=int(data["resolution"]),
+            attention=data["attention"],
+            quantization=data["quantization"],
+            unet_batch_one=bool(data.get("unet_batch_one", False)),
+            labels=dict(data.get("labels", {})),
+        )

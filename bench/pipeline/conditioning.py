@@ -16,7 +16,7 @@ import numpy as np
 
 from bench.errors import PipelineError
 
-#: Output names of Apple's SDXL text encoders (coreml-facts.md section 1).
+#: Output names of Apple's SDXL text encoders (apple/ml-stable-diffusion's conversion names them so).
 HIDDEN_OUTPUT = "hidden_embeds"
 POOLED_OUTPUT = "pooled_outputs"
 

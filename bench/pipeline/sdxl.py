@@ -3,7 +3,7 @@
 It follows diffusers' `StableDiffusionXLPipeline` (and its img2img / refiner variants) in numpy and
 drives the models only through the engine protocol, so the same code runs Core ML on macOS and the
 reference engine anywhere. It has no timing code: every stage runs inside a span of the injected
-recorder, named as DESIGN.md lists:
+recorder, named as the README's "Results" section lists:
 
 - loading: `compile/<part>` (engines with a separate compile step), `load/<part>`,
   `first_predict/<part>` (in `load()`; under `reduce_memory` only `compile/` and `load/`, inside

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from bench.measure.recorder import STEP_STAGES
+from bench.protocol import Event, PhaseStarted, StageStarted
 from bench.report.summary import format_seconds
 from bench.runner import CaseOutcome
 from bench.suite.case import Case
@@ -58,21 +60,19 @@ class RichProgress:
                 self._current, description=self._describe("starting"), total=case.steps, completed=0, visible=True
             )
 
-    def case_event(self, case: Case, event: dict[str, Any]) -> None:
+    def case_event(self, case: Case, event: Event) -> None:
         if self._current is None:
             return
-        kind = event.get("event")
-        if kind == "phase":
-            repeat = event.get("repeat")
-            total = {"warmup": case.warmup, "measured": case.repeats}.get(event.get("phase", ""))
-            self._phase = event["phase"] + (f" {repeat + 1}/{total}" if repeat is not None and total else "")
+        if isinstance(event, PhaseStarted):
+            total = {"warmup": case.warmup, "measured": case.repeats}.get(event.phase)
+            repeat = event.repeat
+            self._phase = event.phase + (f" {repeat + 1}/{total}" if repeat is not None and total else "")
             self.progress.update(self._current, description=self._describe("..."), completed=0)
-        elif kind == "stage":
-            stage, step = event.get("stage"), event.get("step")
-            text = stage if step is None else f"{stage} step {step + 1}"
+        elif isinstance(event, StageStarted):
+            text = event.stage if event.step is None else f"{event.stage} step {event.step + 1}"
             update: dict[str, Any] = {"description": self._describe(text)}
-            if step is not None and stage in ("unet", "refiner", "scheduler"):
-                update["completed"] = min(step + 1, case.steps)
+            if event.step is not None and event.stage in STEP_STAGES:
+                update["completed"] = min(event.step + 1, case.steps)
             self.progress.update(self._current, **update)
 
     def case_finished(self, index: int, outcome: CaseOutcome) -> None:

@@ -1,18 +1,20 @@
-"""Per-case summary of raw results: medians computed here, at report time, from the raw rows.
+"""Per-case summary of raw results, computed with `bench.measure.stats` from the raw span rows.
 
     summary = case_summary(bench.load_results("results/<run-id>"))
     render_summary(summary, console)
 
 `iter_per_s` is 1 / median step time over all measured repeats, a step being its `unet` (or
-`refiner`) span plus its `scheduler` span (DESIGN.md). Latencies are medians of measured repeats;
-warm-up repeats and the cold load never enter them.
+`refiner`) span plus its `scheduler` span. Latencies are medians of measured repeats; warm-up
+repeats and the cold load never enter them. `stage_summary` gives the full statistics (median,
+min, max, IQR, p90, p99) of every stage and metric, per case and phase.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bench.measure.recorder import STEP_STAGES
+from bench.measure.stats import describe_groups, iter_per_s_groups, step_seconds
+from bench.schema import OUTCOME_STAGE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,67 +32,81 @@ STAGE_COLUMNS: dict[str, str] = {
     "vae_decoder": "vae_dec",
 }
 
+#: A case's key in every summary: the same case id in two runs is two summary rows.
+CASE_KEY: tuple[str, str] = ("run_id", "case_id")
+#: Columns copied from a case's rows into its summary row (the case and where it ran).
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "run_id", "case_id", "case", "suite", "model", "engine", "compute_unit", "attention", "quantization",
+    "resolution", "steps", "scheduler", "guidance", "batch", "reduce_memory", "refiner", "strength", "seed",
+    "device", "chip", "os", "host",
+)  # fmt: skip
+_LOAD_STAGES = r"^(compile|load|first_predict)/"
 
-def step_times(measured_latency: pd.DataFrame) -> pd.Series:
-    """Seconds per (case, repeat, step): the sum of that step's unet/refiner/scheduler spans."""
-    steps = measured_latency[measured_latency["stage"].isin(STEP_STAGES) & measured_latency["step"].notna()]
-    return steps.groupby(["case_id", "repeat", "step"], observed=True)["value"].sum()
+
+def stage_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Statistics of every (run, case, phase, stage, metric) sample: n, median, mean, min, max, q1,
+    q3, iqr, p90, p99. Per-step stages pool all steps of all repeats of the phase."""
+    keyed = results[results["stage"].astype("string") != OUTCOME_STAGE]
+    return describe_groups(keyed, [*CASE_KEY, "phase", "stage", "metric"])
+
+
+def step_times(results: pd.DataFrame) -> pd.DataFrame:
+    """Seconds per (run, case, repeat, step) of the measured repeats (see `bench.measure.stats`)."""
+    measured = results[(results["phase"].astype("string") == "measured") & (results["metric"].astype("string") == "latency")]
+    return step_seconds(measured, CASE_KEY)
 
 
 def case_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (run, case) in first-seen order with medians, iter/s, cold load, peaks, status."""
+    """One row per (run, case) in first-seen order: identity, status, end-to-end statistics, iter/s,
+    stage medians, cold load, peak memory and PSNR."""
     import pandas as pd
 
-    frame = results.copy()
-    for column in ("stage", "metric", "phase", "status"):
-        frame[column] = frame[column].astype("string")
-    frame["key"] = frame["run_id"].astype("string") + "/" + frame["case_id"].astype("string")
-    order = list(dict.fromkeys(frame["key"]))
-    latency = frame[frame["metric"] == "latency"]
-    measured = latency[latency["phase"] == "measured"]
-    closing = frame[frame["stage"] == "case"].drop_duplicates("key", keep="last").set_index("key")
+    frame = results
+    stage = frame["stage"].astype("string")
+    metric = frame["metric"].astype("string")
+    phase = frame["phase"].astype("string")
+    keys = list(CASE_KEY)
+    identity = [c for c in IDENTITY_COLUMNS if c in frame.columns]
+    summary = frame[identity].drop_duplicates(keys, keep="first").reset_index(drop=True)
 
-    records: list[dict[str, Any]] = []
-    for key in order:
-        rows = frame[frame["key"] == key]
-        first = rows.iloc[0]
-        record: dict[str, Any] = {
-            "run_id": first["run_id"],
-            "case_id": first["case_id"],
-            "case": first["case"],
-            "model": first["model"],
-            "engine": first["engine"],
-            "compute_unit": first["compute_unit"],
-            "attention": first["attention"],
-            "quantization": first["quantization"],
-            "resolution": first["resolution"],
-            "steps": first["steps"],
-            "chip": first["chip"],
-            "device": first["device"],
-            "status": closing.loc[key, "status"] if key in closing.index else "incomplete",
-            "error": closing.loc[key, "error"] if key in closing.index else None,
-        }
-        case_measured = measured[measured["key"] == key]
-        e2e = case_measured[case_measured["stage"] == "end_to_end"]["value"]
-        record["repeats"] = int(e2e.size)
-        record["end_to_end_s"] = float(e2e.median()) if e2e.size else None
-        record["end_to_end_min_s"] = float(e2e.min()) if e2e.size else None
-        record["end_to_end_max_s"] = float(e2e.max()) if e2e.size else None
-        per_step = step_times(case_measured.assign(case_id=key))
-        record["iter_per_s"] = float(1.0 / per_step.median()) if per_step.size and per_step.median() > 0 else None
-        for stage in STAGE_COLUMNS:
-            values = case_measured[case_measured["stage"] == stage]["value"]
-            record[f"{stage}_s"] = float(values.median()) if values.size else None
-        cold = latency[(latency["key"] == key) & (latency["phase"] == "cold")]
-        loads = cold[cold["stage"].str.match(r"^(compile|load|first_predict)/", na=False)]["value"]
-        record["cold_load_s"] = float(loads.sum()) if loads.size else None
-        for metric in ("peak_rss", "peak_footprint"):
-            values = rows[rows["metric"] == metric]["value"]
-            record[f"{metric}_bytes"] = float(values.max()) if values.size else None
-        psnr = rows[rows["metric"] == "psnr"]["value"]
-        record["psnr_db"] = float(psnr.median()) if psnr.size else None
-        records.append(record)
-    return pd.DataFrame.from_records(records)
+    closing = frame[stage == OUTCOME_STAGE].drop_duplicates(keys, keep="last")
+    closing_columns = [c for c in ("status", "error", "valid", "invalid_reason") if c in frame.columns]
+    summary = summary.merge(closing[[*keys, *closing_columns]], on=keys, how="left")
+    summary["status"] = summary["status"].astype("string").fillna("incomplete")
+
+    latency = frame[metric == "latency"]
+    measured = latency[phase.loc[latency.index] == "measured"]
+    e2e = describe_groups(measured[measured["stage"].astype("string") == "end_to_end"], keys)
+    e2e = e2e.rename(columns={"n": "repeats", "median": "end_to_end_s", "min": "end_to_end_min_s",
+                              "max": "end_to_end_max_s", "iqr": "end_to_end_iqr_s", "p90": "end_to_end_p90_s"})
+    summary = summary.merge(e2e[[*keys, "repeats", "end_to_end_s", "end_to_end_min_s", "end_to_end_max_s",
+                                 "end_to_end_iqr_s", "end_to_end_p90_s"]], on=keys, how="left")  # fmt: skip
+    summary["repeats"] = summary["repeats"].fillna(0).astype(int)
+
+    rates = iter_per_s_groups(step_seconds(measured, keys), keys)
+    summary = summary.merge(rates, on=keys, how="left")
+
+    per_stage = describe_groups(measured[measured["stage"].astype("string").isin(list(STAGE_COLUMNS))], [*keys, "stage"])
+    if not per_stage.empty:
+        wide = per_stage.pivot(index=keys, columns="stage", values="median")
+        wide.columns = [f"{name}_s" for name in wide.columns.astype(str)]
+        summary = summary.merge(wide.reset_index(), on=keys, how="left")
+    for name in STAGE_COLUMNS:
+        if f"{name}_s" not in summary:
+            summary[f"{name}_s"] = float("nan")
+
+    cold = latency[(phase.loc[latency.index] == "cold") & latency["stage"].astype("string").str.match(_LOAD_STAGES)]
+    cold_load = cold.groupby(keys, observed=True, sort=False)["value"].sum().rename("cold_load_s").reset_index()
+    summary = summary.merge(cold_load, on=keys, how="left")
+
+    for name in ("peak_rss", "peak_footprint"):
+        peaks = frame[metric == name].groupby(keys, observed=True, sort=False)["value"].max()
+        summary = summary.merge(peaks.rename(f"{name}_bytes").reset_index(), on=keys, how="left")
+    psnr = describe_groups(frame[metric == "psnr"], keys)
+    summary = summary.merge(psnr[[*keys, "median"]].rename(columns={"median": "psnr_db"}), on=keys, how="left")
+    for column in ("cold_load_s", "peak_rss_bytes", "peak_footprint_bytes", "psnr_db", "iter_per_s"):
+        summary[column] = pd.to_numeric(summary[column], errors="coerce").astype("float64")
+    return summary
 
 
 def format_seconds(value: Any) -> str:
@@ -130,6 +146,7 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "Summar
     labels, common = _distinct_labels([str(r["case"]) for r in records])
     if common:
         title = f"{title} · {common}"
+    show_valid = "valid" in summary and summary["valid"].notna().any()
     show_footprint = summary["peak_footprint_bytes"].notna().any()
     show_psnr = summary["psnr_db"].notna().any()
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
@@ -137,6 +154,8 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "Summar
     table.add_column("#", justify="right")
     table.add_column("case", overflow="fold", min_width=22)
     table.add_column("status")
+    if show_valid:
+        table.add_column("valid")
     table.add_column("end-to-end\nmedian", justify="right")
     table.add_column("iter/s", justify="right")
     table.add_column("cold\nload", justify="right")
@@ -147,10 +166,10 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "Summar
         table.add_column("PSNR\ndB", justify="right")
     for index, record in enumerate(records, 1):
         iter_per_s = record["iter_per_s"]
-        cells = [
-            str(index),
-            escape(labels[index - 1]),
-            _status_text(str(record["status"])),
+        cells = [str(index), escape(labels[index - 1]), _status_text(str(record["status"]))]
+        if show_valid:
+            cells.append(_valid_text(record.get("valid")))
+        cells += [
             format_seconds(record["end_to_end_s"]),
             _rate(iter_per_s),
             format_seconds(record["cold_load_s"]),
@@ -180,6 +199,18 @@ def render_summary(summary: pd.DataFrame, console: Console, title: str = "Summar
             problems.setdefault((str(record["status"]), str(record["error"])), []).append(f"#{index}")
     for (status, error), numbers in problems.items():
         console.print(f"  {', '.join(numbers)} {status}: {escape(error)}")
+    invalid: dict[str, list[str]] = {}  # reason -> case numbers
+    for index, record in enumerate(records, 1):
+        if record.get("valid") is False and record["status"] == "ok" and _present(record.get("invalid_reason")):
+            invalid.setdefault(str(record["invalid_reason"]), []).append(f"#{index}")
+    for reason, numbers in invalid.items():
+        console.print(f"  {', '.join(numbers)} invalid: {escape(reason)}")
+
+
+def _valid_text(value: Any) -> str:
+    if not _present(value):
+        return "-"
+    return "[green]yes[/green]" if bool(value) else "[red]no[/red]"
 
 
 def _distinct_labels(labels: list[str]) -> tuple[list[str], str]:

@@ -1,4 +1,4 @@
-"""Suites: TOML files that expand to the cases a run measures (DESIGN.md "Suite file").
+"""Suites: TOML files that expand to the cases a run measures (README "Suites").
 
     suite = load_suite("smoke")            # find suites/smoke.toml, validate it
     cases = plan_cases(suite.cases(), coreml_available=..., reference_fallback=suite.reference_fallback)

@@ -1,52 +1,26 @@
-"""`Case`: one fully specified measurement, the unit the runner executes in one worker process."""
+"""`Case`: one fully specified measurement, the unit the runner executes in one worker process.
+
+`Case` is a frozen dataclass generated from the field table (`bench.suite.fields.FIELDS`), so a
+field is defined in one place. Besides the table's fields it has `suite` (the suite's name) and
+what planning sets: `requested_engine` / `requested_compute_units` (what the suite asked for when
+a Core ML case was moved to the reference engine), `skip_reason`, and `label_extras` (fields that
+vary within the suite, shown in the label).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, field, fields, make_dataclass, replace
 from typing import Any
 
-from bench.suite.fields import DEFAULT_PROMPT, IDENTITY_FIELDS
+from bench.suite.fields import FIELDS, IDENTITY_FIELDS
 
 
-@dataclass(frozen=True)
-class Case:
-    """Everything one case needs: model, engine, compute unit, request parameters, repeats.
+class _CaseBehaviour:
+    """What every case can do; its fields come from the `FIELDS` table (see `Case` below)."""
 
-    `engine` and `compute_unit` are the ones that will run; after planning, `requested_*` keep
-    what the suite asked for when they differ (Core ML cases collapsed onto the reference engine).
-    """
-
-    suite: str
-    model: str
-    engine: str = "auto"
-    compute_unit: str = "ALL"
-    attention: str | None = None
-    quantization: str | None = None
-    resolution: int | None = None
-    steps: int = 20
-    scheduler: str = "euler"
-    guidance: float = 5.0
-    seed: int = 0
-    prompt: str = DEFAULT_PROMPT
-    negative_prompt: str = ""
-    warmup: int = 1
-    repeats: int = 3
-    timeout: float = 600.0
-    reduce_memory: bool = False
-    refiner: bool = False
-    high_noise_frac: float = 0.8
-    strength: float | None = None
-    init_image: str | None = None
-    quality: bool = False
-    save_image: bool = True
-    # Set by planning.
-    requested_engine: str | None = None
-    requested_compute_units: tuple[str, ...] = ()
-    skip_reason: str | None = None
-    # Fields that vary within the suite, shown in the label beyond the fixed ones.
-    label_extras: tuple[str, ...] = field(default=(), compare=False)
+    __slots__ = ()
 
     @property
     def case_id(self) -> str:
@@ -96,3 +70,24 @@ class Case:
         values["requested_compute_units"] = tuple(values.get("requested_compute_units", ()))
         values["label_extras"] = tuple(values.get("label_extras", ()))
         return cls(**values)
+
+
+def _case_fields() -> list[tuple[str, Any, Any]]:
+    required = [("suite", str), *[(name, spec.type) for name, spec in FIELDS.items() if spec.required]]
+    optional = [(name, spec.type, field(default=spec.default)) for name, spec in FIELDS.items() if not spec.required]
+    planning = [
+        ("requested_engine", "str | None", field(default=None)),
+        ("requested_compute_units", "tuple[str, ...]", field(default=())),
+        ("skip_reason", "str | None", field(default=None)),
+        ("label_extras", "tuple[str, ...]", field(default=(), compare=False)),
+    ]
+    return [*required, *optional, *planning]
+
+
+Case = make_dataclass("Case", _case_fields(), bases=(_CaseBehaviour,), frozen=True)
+Case.__module__ = __name__
+Case.__doc__ = """Everything one case needs: model, engine, compute unit, request parameters, repeats.
+
+`engine` and `compute_unit` are the ones that will run; after planning, `requested_*` keep what the
+suite asked for when they differ (Core ML cases collapsed onto the reference engine). Fields and
+defaults: `bench.suite.fields.FIELDS`."""

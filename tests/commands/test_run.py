@@ -12,7 +12,7 @@ from bench.cli import main
 from bench.store import RESULTS_FILE, load_results
 
 TESTS = Path(__file__).resolve().parent.parent
-FAKE = ["--executor", "fake_executor:FakeExecutor"]
+FAKE = ["--plugin", "fake_executor:PLUGIN"]
 
 FAKE_SUITE = """
 [suite]
@@ -60,7 +60,7 @@ def test_run_writes_results_manifest_and_summary(workdir: Path, capsys: pytest.C
     assert manifest["run_id"] == run_dir.name and manifest["suite"]["name"] == "fake"
     assert manifest["finished"] and manifest["status_counts"] == {"ok": 1}
     assert manifest["environment"]["machine"]["chip"] and manifest["power"]["start"] and manifest["power"]["end"]
-    assert manifest["models"] == {"fake-ok": {"id": "fake-ok", "files": {}}}
+    assert manifest["models"] == {"fake-ok": {"id": "fake-ok", "role": "measured", "quality_baseline": None, "sha256": {}}}
     assert len(manifest["cases"]) == 1
     # the summary table: case, status, medians, iter/s, peak memory
     for text in ("fake-ok", "ok", "iter/s", "peak", "RSS", "unet/step", "end-to-end", "median"):
@@ -72,7 +72,7 @@ def test_failed_case_gives_exit_1_and_other_cases_survive(workdir: Path, capsys:
     write_suite(workdir, '["fake-error", "fake-ok"]')
     assert main(["run", "-s", "fake", "--no-progress", "--output", "out", *FAKE]) == 1
     (run_dir,) = sorted((workdir / "out").iterdir())
-    closing = load_results(run_dir).query("stage == 'case'")
+    closing = load_results(run_dir).query("stage == 'outcome'")
     assert dict(zip(closing["model"], closing["status"])) == {"fake-error": "error", "fake-ok": "ok"}
     assert "PipelineError" in capsys.readouterr().out
 
@@ -92,7 +92,7 @@ def test_resume_runs_only_unfinished_cases(workdir: Path, capsys: pytest.Capture
     assert "1 of 2 cases already complete" in out
     assert "[2/2] ok fake-alloc-8" in out and "[1/2]" not in out
     frame = load_results(results)
-    closing = frame.query("stage == 'case'")
+    closing = frame.query("stage == 'outcome'")
     assert sorted(closing["model"]) == ["fake-alloc-8", "fake-ok"]
     assert len(frame.query("model == 'fake-ok'")) == len(first_case) - 1
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -231,3 +231,18 @@ def test_absent_real_model_names_the_fetch_command(tmp_path: Path, monkeypatch: 
     assert "sdxl-base-macos" in error and "bench models fetch sdxl-base-macos" in error
     assert not (tmp_path / "results").exists()
     assert not (tmp_path / "empty-models" / "tiny").exists()  # nothing was generated before the refusal
+
+
+def test_resume_of_a_v1_run_is_refused_and_changes_nothing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--suite", "fake", "--no-progress", *FAKE]) == 0
+    (run_dir,) = run_dirs(workdir)
+    results = run_dir / RESULTS_FILE
+    lines = results.read_text().splitlines()
+    v1 = [lines[0].replace(",valid,invalid_reason", "").replace(",device_name", "")] + lines[1:]
+    results.write_text("\n".join(v1) + "\n")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not resumed" in err and str(results) in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before

@@ -8,7 +8,8 @@ import platform
 import pytest
 
 from bench.measure import environment as env
-from bench.measure.environment import capture_environment, power_state, row_columns
+from bench.measure.environment import capture_environment, power_state
+from bench.schema import EnvironmentColumns
 
 # Abridged outputs of macOS's pmset, as the macOS code paths read them (they cannot run here).
 PMSET_THERM_APPLE_SILICON = """Note: No thermal warning level has been recorded
@@ -44,7 +45,8 @@ def test_environment_is_complete_and_json_ready() -> None:
     measurement = environment["measurement"]
     if platform.system() != "Darwin":
         assert measurement["peak_footprint"] is None and "Darwin" in measurement["peak_footprint_absent_reason"]
-    assert set(row_columns(environment)) == {"device", "chip", "os", "host"}
+    columns = EnvironmentColumns.from_environment(environment)
+    assert columns.device == environment["machine"]["device"] and columns.host == environment["machine"]["host"]
 
 
 def test_power_state_says_why_when_unknown() -> None:

@@ -1,5 +1,5 @@
 """The generated packages have Apple's SDXL I/O contract and the op patterns real conversions emit
-(coreml-facts.md sections 1 and 3)."""
+(their I/O names and the op patterns real conversions emit)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bench.models.tiny.spec import SIZES
 TINY = SIZES["tiny"]
 FP32, FP16 = ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32, ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT16
 
-# Section 3 of coreml-facts.md, plus what coremltools 9 fuses GroupNorm's / LayerNormANE's trained
+# The op patterns of Apple's SDXL conversions, plus what coremltools 9 fuses GroupNorm's / LayerNormANE's trained
 # (non-identity) affine parameters into: batch_norm, and layer_norm with gamma.
 UNET_OPS = {
     "const", "slice_by_index", "conv", "einsum", "mul", "add", "softmax", "reshape", "reduce_mean", "layer_norm",

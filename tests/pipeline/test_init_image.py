@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.case_exec import read_init_image
 from bench.errors import PipelineError
+from bench.executor import read_init_image
 from bench.limits import INIT_IMAGE_MAX_BYTES, INIT_IMAGE_MAX_PIXELS
 
 

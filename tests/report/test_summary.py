@@ -8,11 +8,12 @@ import pytest
 from rich.console import Console
 
 from bench.report.summary import case_summary, render_summary
+from bench.schema import SCHEMA_VERSION
 from bench.store import RESULTS_FILE, ResultsWriter, load_results
 
 
 def rows_for(case_id: str, *, step_seconds: list[list[float]], e2e: list[float], warmup_e2e: float) -> list[dict]:
-    base = {"run_id": "r", "case_id": case_id, "case": f"case {case_id}", "suite": "s", "model": "m",
+    base = {"schema_version": SCHEMA_VERSION, "run_id": "r", "case_id": case_id, "case": f"case {case_id}", "suite": "s", "model": "m",
             "engine": "reference", "compute_unit": "REFERENCE", "status": "ok"}  # fmt: skip
     rows = [
         {**base, "phase": "cold", "stage": "load/unet", "metric": "latency", "value": 2.0, "unit": "s"},
@@ -31,14 +32,14 @@ def rows_for(case_id: str, *, step_seconds: list[list[float]], e2e: list[float],
         rows.append({**base, "phase": "measured", "repeat": repeat, "stage": "vae_decoder", "metric": "peak_rss",
                      "value": 1000.0 + repeat, "unit": "bytes"})  # fmt: skip
     rows.append({**base, "stage": "process", "metric": "peak_rss", "value": 5000.0, "unit": "bytes"})
-    rows.append({**base, "stage": "case", "metric": "wall_time", "value": 9.0, "unit": "s"})
+    rows.append({**base, "stage": "outcome", "metric": "wall_time", "value": 9.0, "unit": "s"})
     return rows
 
 
 def test_medians_and_iter_per_s(tmp_path: Path) -> None:
     writer = ResultsWriter(tmp_path / RESULTS_FILE)
     writer.append(rows_for("a", step_seconds=[[0.5, 0.5], [0.25, 0.25], [1.0, 1.0]], e2e=[3.0, 1.0, 2.0], warmup_e2e=50.0))
-    failed = [{"run_id": "r", "case_id": "b", "case": "case b", "stage": "case", "metric": "wall_time", "value": 1.0,
+    failed = [{"schema_version": SCHEMA_VERSION, "run_id": "r", "case_id": "b", "case": "case b", "stage": "outcome", "metric": "wall_time", "value": 1.0,
                "unit": "s", "status": "error", "error": "PipelineError: boom"}]  # fmt: skip
     writer.append(failed)
     summary = case_summary(load_results(tmp_path))
@@ -64,6 +65,6 @@ def test_medians_and_iter_per_s(tmp_path: Path) -> None:
 
 def test_incomplete_case_is_marked(tmp_path: Path) -> None:
     writer = ResultsWriter(tmp_path / RESULTS_FILE)
-    writer.append([r for r in rows_for("a", step_seconds=[[0.5]], e2e=[1.0], warmup_e2e=1.0) if r["stage"] != "case"])
+    writer.append([r for r in rows_for("a", step_seconds=[[0.5]], e2e=[1.0], warmup_e2e=1.0) if r["stage"] != "outcome"])
     summary = case_summary(load_results(tmp_path))
     assert summary["status"].tolist() == ["incomplete"]

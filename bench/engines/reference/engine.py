@@ -1,4 +1,4 @@
-"""`ReferenceEngine`: the numpy reference engine behind the engine protocol (DESIGN.md, Contracts)."""
+"""`ReferenceEngine`: the numpy reference engine behind the engine protocol (docs/architecture.md, "Contracts")."""
 
 from __future__ import annotations
 

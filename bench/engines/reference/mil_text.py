@@ -1,6 +1,6 @@
 """Parser of the textual `model.mil` that compiled `.mlmodelc` folders carry.
 
-Hand-written: coremltools has no reader for this text (coreml-facts.md section 4). The grammar
+Hand-written: coremltools has no reader for this text (it writes model.mil when compiling, and only Core ML reads it). The grammar
 follows real compiled files:
 
     program(1.3)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.engines.base import TensorSpec
-from bench.engines.reference.interpreter import CompiledFunction
 from bench.engines.reference.graph import Function, Program, TensorType
+from bench.engines.reference.interpreter import CompiledFunction
 from bench.engines.reference.precision import (
     FLOAT_DTYPES,
     NumericsReport,

@@ -3,7 +3,7 @@
 Hand-written because coremltools' blob reader is a compiled extension that only ships on macOS
 wheels (`libmilstoragepython`), and its writer is not public either.
 
-Layout (coreml-facts.md section 4): a 64-byte file header (`uint32 count`, `uint32 version = 2`);
+Layout (as coremltools' MILBlob writer lays it out): a 64-byte file header (`uint32 count`, `uint32 version = 2`);
 each blob that a `BLOBFILE(offset=N)` points at starts with a 64-byte record
 (`uint32 0xDEADBEEF`, `uint32 dtype code`, `uint64 size in bytes`, `uint64 data offset`), and its
 data sits 64-byte aligned. Sub-byte types (`uint1/2/3/4/6`, `int4`) are packed LSB first.

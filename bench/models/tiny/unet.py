@@ -9,7 +9,7 @@ attention implementations. This module emits that graph in MIL:
 - down blocks (DownBlock2D, then CrossAttnDownBlock2D), the cross-attention mid block, up blocks
   with skip concatenations; ResnetBlock2D with GroupNorm; SpatialTransformer with
   BasicTransformerBlocks (self-attention, cross-attention on `encoder_hidden_states`, GEGLU FF).
-- attention (coreml-facts.md section 2): ORIGINAL (one batched matmul per layer), SPLIT_EINSUM
+- attention (as apple/ml-stable-diffusion implements it): ORIGINAL (one batched matmul per layer), SPLIT_EINSUM
   (per-head einsums, keys in the channel position), SPLIT_EINSUM_V2 (as SPLIT_EINSUM with queries
   cut into chunks of 512 tokens; falls back to SPLIT_EINSUM when fewer than 512 queries).
 

@@ -6,7 +6,7 @@ import pytest
 
 from bench.engines.reference.ops import FAMILIES, registered_kernels
 
-# coreml-facts.md section 3 (text encoders, UNet SPLIT_EINSUM / ORIGINAL, VAE decoder, iOS18 extras,
+# The op lists of real SDXL conversions (text encoders, UNet SPLIT_EINSUM / ORIGINAL, VAE decoder, iOS18 extras,
 # compressed weights), plus what coremltools' torch frontend emits for diffusers / transformers modules.
 EMITTED = {
     "linear", "reshape", "transpose", "add", "mul", "layer_norm", "matmul", "cast", "softmax", "sigmoid", "gelu",
