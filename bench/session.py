@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.engines import coreml_runs_here
 from bench.errors import Interrupted, ResultsError, SuiteError
+from bench.fleet import case_costs
 from bench.lifeline import install_stop_handlers
 from bench.measure.environment import capture_environment, power_state
 from bench.model_prep import PreparedModel
@@ -45,6 +46,7 @@ class Selection:
     suite: str = DEFAULT_SUITE
     keyword: str | None = None
     shard: str | None = None
+    shard_costs: str | None = None  # results whose case wall times balance the shards
     engine: str | None = None
     repeats: int | None = None
     warmup: int | None = None
@@ -58,6 +60,8 @@ class RunPlan:
     suite_description: str
     selection: Selection
     cases: list[Case] = field(default_factory=list)
+    #: ids of every case the selection names before sharding (a merge checks the shards cover them)
+    selected_case_ids: list[str] = field(default_factory=list)
 
 
 def plan_run(selection: Selection, cwd: Path | None = None, *, allow_empty: bool = False) -> RunPlan:
@@ -76,11 +80,13 @@ def plan_run(selection: Selection, cwd: Path | None = None, *, allow_empty: bool
     )
     cases = with_label_extras(cases)
     cases = filter_cases(cases, selection.keyword)
+    selected = [case.case_id for case in cases]
     if selection.shard:
-        cases = shard_cases(cases, *parse_shard(selection.shard))
+        costs = case_costs(selection.shard_costs) if selection.shard_costs else None
+        cases = shard_cases(cases, *parse_shard(selection.shard), costs=costs)
     if not cases and not allow_empty:
         raise SuiteError(f"no case of suite {suite.name!r} ({suite.path}) matches -k {selection.keyword!r}")
-    return RunPlan(suite.name, suite.path, suite.description, selection, cases)
+    return RunPlan(suite.name, suite.path, suite.description, selection, cases, selected)
 
 
 @dataclass
@@ -143,6 +149,7 @@ def start_run(
         },
         "selection": asdict(plan.selection),
         "cases": [{"case_id": c.case_id, "label": c.label, **c.to_dict()} for c in plan.cases],
+        "selected_case_ids": plan.selected_case_ids,
         "models": {model_id: prepared.to_manifest() for model_id, prepared in models.items()},
         "environment": environment,
         "power": {"start": power_state(), "end": None},

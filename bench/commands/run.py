@@ -26,6 +26,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("-s", "--suite", default=None, help=f"suite name or .toml path (default: {DEFAULT_SUITE})")
     parser.add_argument("-k", dest="keyword", metavar="EXPR", help="only cases whose label matches, e.g. 'fp16 and not original'")
     parser.add_argument("--shard", metavar="I/N", help="run the I-th of N disjoint slices of the cases")
+    parser.add_argument("--shard-costs", metavar="RESULTS",
+                        help="balance shards by the case wall times in these earlier results (give every shard the same)")
     parser.add_argument("--dry-run", action="store_true", help="print the cases and exit without running")
     parser.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder (default: results/)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish a killed run: skip its completed cases")
@@ -68,7 +70,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.dry_run:
             raise SuiteError("--dry-run cannot be combined with --resume")
-        selecting = [flag for flag, value in (("--suite", args.suite), ("-k", args.keyword), ("--shard", args.shard),
+        selecting = [flag for flag, value in (("--suite", args.suite), ("-k", args.keyword), ("--shard", args.shard), ("--shard-costs", args.shard_costs),
                      ("--engine", args.engine), ("--repeats", args.repeats), ("--warmup", args.warmup),
                      ("--timeout", args.timeout)) if value is not None]  # fmt: skip
         if selecting:
@@ -77,7 +79,8 @@ def handle(args: argparse.Namespace) -> int:
         plan = session.plan
     else:
         selection = sessions.Selection(
-            suite=args.suite or DEFAULT_SUITE, keyword=args.keyword, shard=args.shard, engine=args.engine,
+            suite=args.suite or DEFAULT_SUITE, keyword=args.keyword, shard=args.shard, shard_costs=args.shard_costs,
+            engine=args.engine,
             repeats=args.repeats, warmup=args.warmup, timeout=args.timeout,
         )  # fmt: skip
         plan = sessions.plan_run(selection)

@@ -9,7 +9,7 @@ longer than `FILTER_MAX_CHARS` are refused. It is never `eval`ed.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from bench.errors import SuiteError
 from bench.limits import FILTER_MAX_CHARS
@@ -129,6 +129,26 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def shard_cases(cases: Sequence[Case], index: int, count: int) -> list[Case]:
-    """Every count-th case starting at index (1-based): shards are disjoint and cover all cases."""
-    return list(cases[index - 1 :: count])
+def shard_cases(
+    cases: Sequence[Case], index: int, count: int, costs: Mapping[str, float] | None = None
+) -> list[Case]:
+    """The `index`-th (1-based) of `count` disjoint shards that together cover `cases`.
+
+    Without `costs`, every count-th case. With `costs` (case id -> expected seconds, from earlier
+    results), longest-first greedy assignment to the least-loaded shard, which keeps the slowest
+    shard within 4/3 of the best possible; cases with no cost count as the median known cost. Every
+    machine given the same cases and costs computes the same assignment. A shard keeps the suite's
+    order.
+    """
+    if not costs:
+        return list(cases[index - 1 :: count])
+    known = sorted(costs.values())
+    default = known[len(known) // 2] if known else 1.0
+    expected = [costs.get(case.case_id, default) for case in cases]
+    loads = [0.0] * count
+    owner: dict[int, int] = {}
+    for position in sorted(range(len(cases)), key=lambda i: (-expected[i], i)):
+        shard = min(range(count), key=lambda s: (loads[s], s))
+        loads[shard] += expected[position]
+        owner[position] = shard
+    return [case for position, case in enumerate(cases) if owner[position] == index - 1]
