@@ -2,9 +2,9 @@
 
 Every reader checks its input against these values before doing the work they bound (reading,
 tokenizing, expanding, allocating), and refuses with a one-line `BenchError` naming the file and the
-key, op or line. The README's "Limits" table lists them. The values sit far above what real SDXL
-models and suites need (Apple's largest `model.mil` files are a few tens of megabytes; a UNet
-tensor is under 100 MB) and far below what would exhaust a machine.
+key, op or line. The README's "Limits" table lists them. The fixed values are generous for real
+models and suites (a compiled model keeps its large constants in weight.bin, so its `model.mil` text
+holds one short line per op) and small enough that refusing costs little time or memory.
 
 The memory budget is the configurable one: `BENCH_MEMORY_BUDGET` (bytes, or with a K / M / G / T
 suffix, powers of 1024) caps any single allocation a declared shape or size asks for; by default
