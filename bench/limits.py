@@ -13,6 +13,7 @@ it is the machine's physical memory.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -84,6 +85,12 @@ def memory_budget() -> int:
                 f"{MEMORY_BUDGET_ENV}={text!r}: expected a positive number of bytes, optionally with K, M, G or T"
             )
         return int(match.group(1)) * _SUFFIXES[match.group(2).upper()]
+    return _physical_memory()
+
+
+@functools.lru_cache(maxsize=1)
+def _physical_memory() -> int:
+    """Total RAM, read once (readers ask for the budget per constant; /proc/meminfo is not free)."""
     import psutil
 
     return int(psutil.virtual_memory().total)

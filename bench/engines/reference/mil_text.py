@@ -429,10 +429,9 @@ class _Parser:
 
     def type_expr(self) -> Any:
         self.enter()
-        try:
-            return self._type_expr()
-        finally:
-            self.depth -= 1
+        vtype = self._type_expr()
+        self.depth -= 1  # not restored on errors: they end the parse
+        return vtype
 
     def _type_expr(self) -> Any:
         line = self.lines[self.pos]
@@ -490,10 +489,9 @@ class _Parser:
         if self.depth == 0:
             self.elements = 0
         self.enter()
-        try:
-            return self._typed_literal()
-        finally:
-            self.depth -= 1
+        literal = self._typed_literal()
+        self.depth -= 1  # not restored on errors: they end the parse
+        return literal
 
     def _typed_literal(self) -> tuple[Any, str]:
         start = self.peek()
@@ -564,15 +562,20 @@ class _Parser:
             self.enter()
             items = []
             texts = self.texts
-            while texts[self.pos] != close:
-                item = texts[self.pos]
-                if texts[self.pos + 1] in (",", close) and _kind(item) == _NUMBER:
-                    items.append(self.number(item))  # fast path: a plain number
-                    self.pos += 1
-                else:
-                    items.append(self.raw_payload())
-                if not self.accept(","):
-                    break
+            try:
+                while texts[self.pos] != close:
+                    item = texts[self.pos]
+                    if texts[self.pos + 1] in (",", close) and _kind(item) == _NUMBER:
+                        items.append(_number(item))  # fast path: a plain number
+                        self.pos += 1
+                    else:
+                        items.append(self.raw_payload())
+                    if not self.accept(","):
+                        break
+            except (ValueError, OverflowError) as error:
+                raise ModelFormatError(
+                    f"{self.where(self.lines[self.pos])}: bad number {texts[self.pos][:40]!r} ({error})"
+                ) from None
             self.count_elements(len(items))
             self.expect(close, f"',' or '{close}' in a list literal")
             self.depth -= 1
@@ -623,8 +626,6 @@ class _Parser:
         np_dtype = MIL_DTYPES.get(dtype)
         if np_dtype is None:
             raise ModelFormatError(f"{self.source}:{start.line}: literals of type {dtype} are not supported")
-        if all(d is not None for d in shape):
-            check_tensor(shape, _bits(dtype), self.where(start.line), ModelFormatError)
         try:
             array = np.array(payload, dtype=np_dtype if np_dtype.kind != "f" else np.float64)
             if np_dtype.kind == "f":
