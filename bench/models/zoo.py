@@ -278,7 +278,10 @@ def _check(stage: str, path: Path) -> None:
 
 
 def resolve_folder(folder: Path) -> ModelSet:
-    """A `ModelSet` for a local folder in Apple's layout; errors name the folder and what is wrong."""
+    """A `ModelSet` for a local folder in Apple's layout; errors name the folder and what is wrong.
+
+    Its files are absolute paths (a worker, or a resume from another directory, finds them), its id
+    is the folder as written."""
     from bench.models.metadata import (
         infer_attention,
         infer_quantization,
@@ -289,7 +292,7 @@ def resolve_folder(folder: Path) -> ModelSet:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ModelNotFoundError(f"model folder {folder} does not exist (and {folder.name!r} is not a known variant id)")
-    files = layout.scan_folder(folder)
+    files = layout.scan_folder(folder.absolute())
     missing = layout.missing_stages(files)
     if missing:
         wanted = "; ".join(f"{stage}: {layout.expected_names(stage)}" for stage in missing)
@@ -305,7 +308,7 @@ def resolve_folder(folder: Path) -> ModelSet:
             raise ModelFormatError(f"UNet chunk 2 {files['unet_chunk2']} has no `noise_pred` output (outputs: {sorted(second.outputs)})")
     return ModelSet(
         id=str(folder),
-        root=folder,
+        root=folder.absolute(),
         files=files,
         resolution=resolution,
         attention=infer_attention(unet, hint),

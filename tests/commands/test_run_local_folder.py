@@ -109,6 +109,8 @@ def test_packages_folder_with_chunked_unet_runs_and_measures_quality_against_its
     assert psnr > 60
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["models"]["./my-sdxl"]["quality_baseline"] == "tiny-split-einsum-fp16"
+    # the folder is resolved to an absolute path, so a resume from another directory still finds it
+    assert manifest["models"]["./my-sdxl"]["root"] == str(folder.absolute())
     assert manifest["models"]["tiny-split-einsum-fp16"]["role"] == "quality baseline"
 
 
