@@ -11,10 +11,13 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 import bench.commands
-from bench.errors import BenchError, Interrupted
+from bench.errors import BenchError, Interrupted, ResultsWarning
+
+_python_show_warning = warnings.showwarning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ResultsWarning)
+            warnings.showwarning = _show_warning
+            return int(args.handler(args) or 0)
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -52,6 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """Warnings the user should act on, as one `bench: warning:` line each; others as Python shows them."""
+    if issubclass(category, ResultsWarning):
+        print(f"bench: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, *args, **kwargs)  # type: ignore[arg-type]
 
 
 def _version() -> str:

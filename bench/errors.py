@@ -78,3 +78,12 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+class ResultsWarning(UserWarning):
+    """Rows of a results file were left out (torn, unparsable, or of a case that never finished);
+    the message names the file, the line numbers and how many."""
+
+
+class PublishedNumbersError(BenchError):
+    """The published-numbers CSV is missing, unreadable or not in the documented schema."""

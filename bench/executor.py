@@ -17,39 +17,21 @@ import numpy as np
 
 from bench.errors import PipelineError
 from bench.measure.recorder import Recorder
-from bench.models.variant import ModelSet
+from bench.models.variant import ModelSet, ResolvedModels
 from bench.schema import Measurement, ModelLabels
 from bench.suite.case import Case
 
 
-@dataclass(frozen=True)
-class ResolvedModels:
-    """The model sets a case runs: its own, and the quality baseline (None when it has none)."""
+def resolve_models(case: Case) -> ResolvedModels:
+    """The case's model sets from the zoo (building tiny models if needed), for running a case
+    outside the runner, which otherwise resolves them once before the run."""
+    from bench.models import zoo
 
-    model_set: ModelSet | None
-    baseline_set: ModelSet | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model_set": self.model_set.to_dict() if self.model_set else None,
-            "baseline_set": self.baseline_set.to_dict() if self.baseline_set else None,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ResolvedModels:
-        own, baseline = data.get("model_set"), data.get("baseline_set")
-        return cls(ModelSet.from_dict(own) if own else None, ModelSet.from_dict(baseline) if baseline else None)
-
-    @classmethod
-    def resolve(cls, case: Case) -> ResolvedModels:
-        """Ask the zoo (building tiny models if needed): for running a case outside the runner."""
-        from bench.models import zoo
-
-        baseline_id = zoo.quality_baseline(case.model) if case.quality else None
-        return cls(
-            zoo.resolve(case.model, build_tiny=True),
-            zoo.resolve(baseline_id, build_tiny=True) if baseline_id else None,
-        )
+    baseline_id = zoo.quality_baseline(case.model) if case.quality else None
+    return ResolvedModels(
+        zoo.resolve(case.model, build_tiny=True),
+        zoo.resolve(baseline_id, build_tiny=True) if baseline_id else None,
+    )
 
 
 @dataclass

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import BenchError
-from bench.executor import ResolvedModels
-from bench.models.variant import ModelSet
+from bench.models.variant import ModelSet, ResolvedModels
 from bench.suite.case import Case
 
 StatusCallback = Callable[[str], None]

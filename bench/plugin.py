@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from bench.errors import BenchError
-from bench.executor import CaseExecutor, PipelineExecutor, ResolvedModels
+from bench.executor import CaseExecutor, PipelineExecutor
 from bench.measure.recorder import Recorder
 from bench.model_prep import PreparedModel, StatusCallback, prepare_models
+from bench.models.variant import ResolvedModels
 from bench.suite.case import Case
 
 DEFAULT_PLUGIN = "bench.plugin:PIPELINE"

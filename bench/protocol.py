@@ -1,7 +1,9 @@
-"""What a worker tells the runner: small event dataclasses that serialise themselves as JSON lines.
+"""What the runner and a worker tell each other: the job, the events, the stage board.
 
-The worker writes one event per line to an inherited pipe; the runner reads them back with
-`decode`. Every event the worker sends is read by the runner (and shown by the progress display):
+The runner hands the worker a `WorkerJob` as JSON on stdin. The worker writes one event per line
+to an inherited pipe (small dataclasses that serialise themselves); the runner reads them back
+with `decode`. The worker also writes its current stage to a `StageBoard` file, which the runner
+reads after a crash. Every event the worker sends is read by the runner (and shown by the progress display):
 
     WorkerStarted    the worker's PID and clock, first (the runner starts sampling its memory)
     StageStarted     progress: a stage (and step) began (throttled; the stage board is exact)
@@ -16,11 +18,15 @@ The worker writes one event per line to an inherited pipe; the runner reads them
 from __future__ import annotations
 
 import json
+import mmap
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, ClassVar
 
 from bench.measure.spans import SpanMeasurement
+from bench.models.variant import ResolvedModels
 from bench.schema import Measurement, ModelLabels
+from bench.suite.case import Case
 
 
 @dataclass(frozen=True)
@@ -121,3 +127,69 @@ def decode(line: bytes | str) -> Event:
         return cls(**{k: v for k, v in data.items() if k in names})
     except (TypeError, KeyError) as error:
         raise ProtocolError(f"malformed {cls.kind} event: {error}") from None
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What the runner hands a worker on stdin: the case and where its outputs go."""
+
+    case: Case
+    plugin: str  # `module:attribute` of the case plugin (bench.plugin)
+    models: ResolvedModels | None = None
+    stage_board: str | None = None
+    image_path: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "case": self.case.to_dict(),
+            "plugin": self.plugin,
+            "models": self.models.to_dict() if self.models else None,
+            "stage_board": self.stage_board,
+            "image_path": self.image_path,
+        })  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerJob:
+        data = json.loads(text)
+        models = data.get("models")
+        return cls(
+            case=Case.from_dict(data["case"]),
+            plugin=data["plugin"],
+            models=ResolvedModels.from_dict(models) if models else None,
+            stage_board=data.get("stage_board"),
+            image_path=data.get("image_path"),
+        )
+
+
+class StageBoard:
+    """The current stage and step in a small shared file, read by the runner after a crash.
+
+    A SIGKILLed worker (out of memory) cannot say where it died; writing the stage into a mapped
+    file at every span start costs well under a microsecond, far less than a pipe write.
+    """
+
+    SIZE = 256
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "wb") as handle:
+            handle.write(b"\0" * self.SIZE)
+        self._file = open(path, "r+b")
+        self._map = mmap.mmap(self._file.fileno(), self.SIZE)
+        self._encoded: dict[tuple[str, int | None], bytes] = {}
+
+    def set(self, stage: str, step: int | None) -> None:
+        data = self._encoded.get((stage, step))
+        if data is None:
+            data = f"{stage}\t{'' if step is None else step}\0".encode()[: self.SIZE]
+            self._encoded[(stage, step)] = data
+        self._map[: len(data)] = data
+
+    @staticmethod
+    def read(path: Path) -> tuple[str | None, int | None]:
+        """(stage, step) last written to the board at `path`, or (None, None)."""
+        try:
+            raw = Path(path).read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+        except OSError:
+            return None, None
+        stage, _, step = raw.partition("\t")
+        return (stage or None), (int(step) if step.isdigit() else None)

@@ -27,11 +27,11 @@ from typing import Protocol
 import psutil
 
 from bench.errors import Interrupted
-from bench.executor import ResolvedModels
 from bench.measure.environment import power_state
 from bench.measure.memory import ProcessSampler, attribute_peaks, combine_peaks
 from bench.measure.spans import SpanMeasurement
 from bench.model_prep import PreparedModel, resolved_for
+from bench.models.variant import ResolvedModels
 from bench.plugin import DEFAULT_PLUGIN
 from bench.protocol import (
     Event,
@@ -41,7 +41,9 @@ from bench.protocol import (
     ModelsResolved,
     ProtocolError,
     SpansFinished,
+    StageBoard,
     StageStarted,
+    WorkerJob,
     WorkerStarted,
     decode,
 )
@@ -58,7 +60,6 @@ from bench.schema import (
 from bench.store import RESULTS_FILE, ResultsWriter, completed_case_ids, utc_timestamp
 from bench.suite.case import Case
 from bench.validity import Validity, judge
-from bench.worker import StageBoard, WorkerJob
 
 _EOF = object()
 _KILL_GRACE = 5.0  # seconds to wait for a killed worker to be reaped

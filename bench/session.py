@@ -36,6 +36,7 @@ from bench.store import (
     write_json_atomic,
 )
 from bench.suite import Case, filter_cases, load_suite, parse_shard, plan_cases, shard_cases
+from bench.suite.fields import FIELDS
 from bench.suite.loader import DEFAULT_SUITE, with_label_extras
 
 
@@ -173,8 +174,8 @@ def resume_run(
     anything is read or written.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ResultsError(f"cannot resume {run_dir}: not a folder")
+    if not (run_dir / MANIFEST_FILE).is_file():  # checked before the lock file is made in it
+        raise ResultsError(f"cannot resume {run_dir}: no {MANIFEST_FILE} (not a run folder)")
     lock = RunLock(run_dir).acquire()
     try:
         return _reopen(run_dir, lock, plugin, status)
@@ -183,24 +184,64 @@ def resume_run(
         raise
 
 
-def _reopen(run_dir: Path, lock: RunLock, plugin: str | None, status: Callable[[str], None]) -> RunSession:
-    takeover = lock.describe_takeover()
-    if takeover:
-        status(f"warning: {takeover}")
+def _read_manifest(run_dir: Path) -> tuple[dict[str, Any], RunPlan]:
+    """The manifest of a run folder and the plan it records; ResultsError naming what is wrong."""
     manifest_path = run_dir / MANIFEST_FILE
+    where = f"cannot resume {run_dir}: {manifest_path}"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ResultsError(f"cannot resume {run_dir}: no {MANIFEST_FILE} (not a run folder)") from None
-    except (OSError, ValueError) as error:
-        raise ResultsError(f"cannot resume {run_dir}: {manifest_path} is unreadable ({error})") from None
-    if int(manifest.get("schema_version", 0)) > SCHEMA_VERSION:
-        raise ResultsError(f"cannot resume {run_dir}: written by a newer bench (schema {manifest['schema_version']})")
+    except (OSError, ValueError, RecursionError) as error:
+        raise ResultsError(f"{where} is unreadable ({error})") from None
+    if not isinstance(manifest, dict):
+        raise ResultsError(f"{where} is not a JSON object")
+    version = manifest.get("schema_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultsError(f"{where}: schema_version {version!r} is not an integer")
+    if version > SCHEMA_VERSION:
+        raise ResultsError(f"cannot resume {run_dir}: written by a newer bench (schema {version})")
+    if not isinstance(manifest.get("run_id"), str) or not manifest["run_id"]:
+        raise ResultsError(f"{where}: run_id is missing or not a string")
+    entries = manifest.get("cases")
+    if not isinstance(entries, list):
+        raise ResultsError(f"{where}: cases is missing or not a list")
+    cases = []
+    for index, entry in enumerate(entries):
+        try:
+            if not isinstance(entry, dict):
+                raise TypeError("not an object")
+            case = Case.from_dict(entry)
+            for name, spec in FIELDS.items():
+                value = getattr(case, name)
+                if value is not None and value != spec.default:
+                    try:
+                        spec.check(value)
+                    except ValueError:
+                        raise ValueError(f"{name} = {value!r} is not {spec.allowed}") from None
+            if entry.get("case_id") not in (None, case.case_id):
+                raise ValueError(f"its case_id {entry.get('case_id')!r} does not match its fields")
+        except (TypeError, ValueError) as error:
+            raise ResultsError(f"{where}: cases[{index}] is not a case ({error})") from None
+        cases.append(case)
+    suite = manifest.get("suite") if isinstance(manifest.get("suite"), dict) else {}
+    selection = manifest.get("selection") if isinstance(manifest.get("selection"), dict) else {}
+    try:
+        chosen = Selection(**selection)
+    except TypeError as error:
+        raise ResultsError(f"{where}: selection is not one bench wrote ({error})") from None
+    plan = RunPlan(str(suite.get("name", "?")), Path(str(suite.get("path", "?"))), str(suite.get("description", "")),
+                   chosen, cases, list(manifest.get("selected_case_ids") or []))  # fmt: skip
+    return manifest, plan
+
+
+def _reopen(run_dir: Path, lock: RunLock, plugin: str | None, status: Callable[[str], None]) -> RunSession:
+    takeover = lock.describe_takeover()
+    if takeover:
+        status(f"warning: {takeover}")
+    manifest, plan = _read_manifest(run_dir)
     check_appendable(run_dir / RESULTS_FILE)  # before anything is written: a refused resume changes nothing
-    cases = [Case.from_dict(entry) for entry in manifest.get("cases", [])]
-    suite = manifest.get("suite", {})
-    plan = RunPlan(suite.get("name", "?"), Path(suite.get("path", "?")), suite.get("description", ""),
-                   Selection(**manifest.get("selection", {})), cases)  # fmt: skip
+    cases = plan.cases
     plugin = plugin or manifest.get("plugin") or DEFAULT_PLUGIN
     models = load_plugin(plugin).prepare_models(cases, status)
     manifest.setdefault("models", {}).update({model_id: p.to_manifest() for model_id, p in models.items()})

@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.errors import ResultsError
+from bench.errors import ResultsError, ResultsWarning
 from bench.schema import (
     COLUMN_NAMES,
     COLUMNS,
@@ -206,13 +207,24 @@ def check_appendable(path: Path) -> None:
     try:
         header = _read_header(path)
     except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise ResultsError(f"{path}: cannot read its header ({error})") from None
+        raise ResultsError(f"{path}: cannot read it ({error})") from None
     if tuple(header) != COLUMN_NAMES:
         version = "an older or newer" if "schema_version" in header else "no"
         raise ResultsError(
             f"{path}: written with {version} results schema, not version {SCHEMA_VERSION}; "
             "it can be read (bench.load_results) but not resumed"
         )
+    # Every line but a torn last one (which the writer cuts) must be a row of this schema.
+    with open(path, encoding="utf-8", newline="") as handle:
+        text = handle.read()
+    complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    for number, cells in enumerate(csv.reader(io.StringIO(complete)), 1):
+        if number == 1:
+            continue
+        if len(cells) != len(COLUMN_NAMES):
+            raise ResultsError(f"{path} line {number}: {len(cells)} fields, not {len(COLUMN_NAMES)}; cannot resume")
+        if cells[0] != str(SCHEMA_VERSION):
+            raise ResultsError(f"{path} line {number}: schema_version {cells[0]!r}, not {SCHEMA_VERSION}; cannot resume")
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -277,31 +289,113 @@ def find_results_files(path: Any) -> list[Path]:
     return files
 
 
-def load_results(path: Any) -> pd.DataFrame:
+def load_results(path: Any, *, incomplete: str = "drop") -> pd.DataFrame:
     """Load one or many results.csv files as one typed DataFrame.
 
     `path` may be a results.csv, a run folder, a tree of run folders (`results/`), a glob
     (`results/2024*`), or a list of those. Columns get their documented dtypes: categoricals for
     labels, nullable integers for `step`, `repeat` and friends, nullable booleans, UTC timestamps.
+
+    Never a torn row: a last line without its newline, a line with the wrong number of fields, or a
+    value that does not parse (or is not finite) is left out, and a `ResultsWarning` names the
+    file, the line numbers and the count. Rows of a case with no closing row (a run killed while
+    writing it) are left out with a counted warning too, or kept with `incomplete="keep"`.
     """
     import pandas as pd
 
+    if incomplete not in ("drop", "keep"):
+        raise ValueError(f"incomplete must be 'drop' or 'keep', not {incomplete!r}")
     files = find_results_files(path)
     if not files:
         raise ResultsError(f"no {RESULTS_FILE} found at {os.fspath(path) if not isinstance(path, (list, tuple)) else path}")
-    frames = [_read_one(file) for file in files]
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frames = [_without_incomplete_cases(_read_one(file), file, incomplete) for file in files]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
     return _apply_dtypes(frame)
+
+
+def _line_numbers(rows: int, skipped: Sequence[int]) -> Any:
+    """The file line of each row read: after the header, shifted past every skipped line."""
+    import numpy as np
+
+    lines = np.arange(rows) + 2
+    for line in skipped:  # ascending
+        lines[lines >= line] += 1
+    return lines
+
+
+def _warn_dropped(file: Path, lines: Sequence[int], what: str) -> None:
+    import warnings
+
+    shown = ", ".join(str(line) for line in lines[:5]) + (", ..." if len(lines) > 5 else "")
+    warnings.warn(f"{file}: left out {len(lines)} {what} (line {shown})", ResultsWarning, stacklevel=4)
+
+
+def _without_incomplete_cases(frame: pd.DataFrame, file: Path, incomplete: str) -> pd.DataFrame:
+    closed = set(frame.loc[frame["stage"] == OUTCOME_STAGE, "case_id"])
+    open_rows = ~frame["case_id"].isin(closed)
+    if incomplete == "keep" or not open_rows.any():
+        return frame
+    _warn_dropped(file, [int(i) for i in frame.index[open_rows]], "rows of cases with no closing row")
+    return frame[~open_rows]
+
+
+#: Columns every row the harness writes fills in (a row without one is torn).
+REQUIRED_COLUMNS: tuple[str, ...] = ("schema_version", "run_id", "case_id", "stage", "metric", "status", "timestamp")
+
+
+def _drop_bad_rows(frame: pd.DataFrame, file: Path, torn_last: bool) -> pd.DataFrame:
+    """Rows whose fields are missing or whose values do not parse, left out with a warning."""
+    import numpy as np
+    import pandas as pd
+
+    bad = frame.isna().any(axis=1)
+    for name in REQUIRED_COLUMNS:  # a short line lacks its last fields: every written row has these
+        bad |= frame[name] == ""
+    if torn_last and len(frame):
+        bad.iloc[-1] = True
+    for spec in COLUMNS:
+        if spec.name not in frame:
+            continue
+        raw = frame[spec.name]
+        present = raw.notna() & (raw != "")
+        if spec.dtype in ("Int64", "float64"):
+            number = pd.to_numeric(raw.where(present), errors="coerce")
+            broken = present & ~np.isfinite(number.astype("float64"))
+            if spec.dtype == "Int64":
+                broken |= present & number.notna() & (number != number.round())
+            bad |= broken
+        elif spec.dtype == "boolean":
+            bad |= present & ~raw.isin(["true", "false"])
+        elif spec.dtype == "timestamp":
+            bad |= present & pd.to_datetime(raw.where(present), utc=True, format="ISO8601", errors="coerce").isna()
+    if bad.any():
+        _warn_dropped(file, [int(i) for i in frame.index[bad]], "torn or unparsable rows")
+        frame = frame[~bad]
+    return frame
 
 
 def _read_one(file: Path) -> pd.DataFrame:
     """One file's rows as strings, brought to the current columns (older schema versions too)."""
+    import warnings
+
     import pandas as pd
 
     try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[], on_bad_lines="warn")
+        with open(file, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - 1))
+            torn_last = size > 0 and handle.read(1) != b"\n"
+    except pd.errors.EmptyDataError:
+        raise ResultsError(f"cannot read {file}: the file is empty (not a results file)") from None
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ResultsError(f"cannot read {file}: {error}") from None
+    long_lines = sorted(int(m) for w in caught for m in re.findall(r"Skipping line (\d+)", str(w.message)))
+    if long_lines:
+        _warn_dropped(file, long_lines, "lines with too many fields")
+    frame.index = _line_numbers(len(frame), long_lines)  # so every warning names real lines
     versions = {v for v in frame["schema_version"].unique() if v != ""} if "schema_version" in frame else set()
     for version in versions:
         if not version.isdigit():
@@ -315,12 +409,13 @@ def _read_one(file: Path) -> pd.DataFrame:
     if versions == {"1"}:
         for name in V1_MISSING:
             frame[name] = ""
-        frame["metric"] = frame["metric"].replace(V1_METRIC_RENAMES)
-        frame["stage"] = frame["stage"].replace(V1_STAGE_RENAMES)
     missing = [name for name in COLUMN_NAMES if name not in frame.columns]
     if missing:
         raise ResultsError(f"{file}: not a results file of schema {SCHEMA_VERSION} (missing columns: {', '.join(missing)})")
-    return frame[list(COLUMN_NAMES)]
+    if versions == {"1"}:
+        frame["metric"] = frame["metric"].replace(V1_METRIC_RENAMES)
+        frame["stage"] = frame["stage"].replace(V1_STAGE_RENAMES)
+    return _drop_bad_rows(frame[list(COLUMN_NAMES)], file, torn_last)
 
 
 def _apply_dtypes(frame: pd.DataFrame) -> pd.DataFrame:

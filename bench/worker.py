@@ -11,22 +11,20 @@ edges; the runner samples the worker's memory from outside and owns the results 
 from __future__ import annotations
 
 import argparse
-import json
-import mmap
 import os
 import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench import lifeline
 from bench.errors import BenchError
-from bench.executor import CaseExecutor, ResolvedModels, save_png
+from bench.executor import CaseExecutor, save_png
 from bench.measure.memory import SpanPeakTracker
 from bench.measure.spans import MeasuringRecorder
-from bench.plugin import DEFAULT_PLUGIN, CasePlugin, load_plugin
+from bench.models.variant import ResolvedModels
+from bench.plugin import CasePlugin, load_plugin
 from bench.protocol import (
     Event,
     Failed,
@@ -35,7 +33,9 @@ from bench.protocol import (
     ModelsResolved,
     PhaseStarted,
     SpansFinished,
+    StageBoard,
     StageStarted,
+    WorkerJob,
     WorkerStarted,
     encode,
 )
@@ -44,72 +44,6 @@ from bench.store import utc_timestamp
 from bench.suite.case import Case
 
 _PROGRESS_INTERVAL = 0.05  # seconds between repeated progress events for the same stage
-
-
-@dataclass(frozen=True)
-class WorkerJob:
-    """What the runner hands a worker on stdin: the case and where its outputs go."""
-
-    case: Case
-    plugin: str = DEFAULT_PLUGIN
-    models: ResolvedModels | None = None
-    stage_board: str | None = None
-    image_path: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "case": self.case.to_dict(),
-            "plugin": self.plugin,
-            "models": self.models.to_dict() if self.models else None,
-            "stage_board": self.stage_board,
-            "image_path": self.image_path,
-        })  # fmt: skip
-
-    @classmethod
-    def from_json(cls, text: str) -> WorkerJob:
-        data = json.loads(text)
-        models = data.get("models")
-        return cls(
-            case=Case.from_dict(data["case"]),
-            plugin=data.get("plugin") or DEFAULT_PLUGIN,
-            models=ResolvedModels.from_dict(models) if models else None,
-            stage_board=data.get("stage_board"),
-            image_path=data.get("image_path"),
-        )
-
-
-class StageBoard:
-    """The current stage and step in a small shared file, read by the runner after a crash.
-
-    A SIGKILLed worker (out of memory) cannot say where it died; writing the stage into a mapped
-    file at every span start costs well under a microsecond, far less than a pipe write.
-    """
-
-    SIZE = 256
-
-    def __init__(self, path: Path) -> None:
-        with open(path, "wb") as handle:
-            handle.write(b"\0" * self.SIZE)
-        self._file = open(path, "r+b")
-        self._map = mmap.mmap(self._file.fileno(), self.SIZE)
-        self._encoded: dict[tuple[str, int | None], bytes] = {}
-
-    def set(self, stage: str, step: int | None) -> None:
-        data = self._encoded.get((stage, step))
-        if data is None:
-            data = f"{stage}\t{'' if step is None else step}\0".encode()[: self.SIZE]
-            self._encoded[(stage, step)] = data
-        self._map[: len(data)] = data
-
-    @staticmethod
-    def read(path: Path) -> tuple[str | None, int | None]:
-        """(stage, step) last written to the board at `path`, or (None, None)."""
-        try:
-            raw = Path(path).read_bytes().split(b"\0", 1)[0].decode(errors="replace")
-        except OSError:
-            return None, None
-        stage, _, step = raw.partition("\t")
-        return (stage or None), (int(step) if step.isdigit() else None)
 
 
 class EventSink:

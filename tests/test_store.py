@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench import load_results as package_load_results
-from bench.errors import ResultsError
+from bench.errors import ResultsError, ResultsWarning
 from bench.schema import COLUMN_NAMES as COLUMNS
 from bench.schema import SCHEMA_VERSION
 from bench.store import (
@@ -183,3 +183,57 @@ def test_reads_schema_version_1(tmp_path: Path) -> None:
     assert set(frame["metric"].astype(str)) == {"latency", "repeat_iter_per_s", "wall_time"}
     assert frame["stage"].tolist() == ["unet", "diffusion", "outcome"]  # v1's closing stage `case`
     assert frame["schema_version"].tolist() == [1, 1, 1]
+
+
+def _good_file(tmp_path: Path) -> Path:
+    path = tmp_path / RESULTS_FILE
+    ResultsWriter(path).append([_row("a", step=0), _row("a", step=1), _closing("a")])
+    ResultsWriter(path).append([_row("b", step=0), _closing("b")])
+    return path
+
+
+def test_torn_last_line_is_never_a_row(tmp_path: Path) -> None:
+    path = _good_file(tmp_path)
+    text = path.read_text()
+    path.write_text(text + text.splitlines()[1][:40])  # a write killed half-way: no newline
+    with pytest.warns(ResultsWarning, match=r"results.csv: left out 1 torn or unparsable rows \(line 7\)"):
+        frame = load_results(tmp_path)
+    assert len(frame) == 5 and frame["value"].notna().all()
+
+
+@pytest.mark.parametrize("damage, line, what", [
+    (lambda cells: cells + ["extra"], 3, "lines with too many fields"),
+    (lambda cells: cells[:10], 3, "torn or unparsable rows"),
+    (lambda cells: cells[:24] + ["0.5x"] + cells[25:], 3, "torn or unparsable rows"),
+    (lambda cells: cells[:24] + ["inf"] + cells[25:], 3, "torn or unparsable rows"),
+    (lambda cells: cells[:22] + ["1.5"] + cells[23:], 3, "torn or unparsable rows"),  # step is an integer
+    (lambda cells: cells[:-1] + ["yesterday"], 3, "torn or unparsable rows"),
+])  # fmt: skip
+def test_damaged_line_is_reported_by_line_and_dropped(tmp_path: Path, damage, line: int, what: str) -> None:
+    path = _good_file(tmp_path)
+    lines = path.read_text().splitlines()
+    assert lines[0].split(",")[24] == "value" and lines[0].split(",")[22] == "step"
+    lines[line - 1] = ",".join(damage(lines[line - 1].split(",")))
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.warns(ResultsWarning, match=rf"left out 1 {what} \(line {line}\)"):
+        frame = load_results(tmp_path)
+    assert len(frame) == 4
+
+
+def test_case_without_closing_row_is_left_out_or_kept(tmp_path: Path) -> None:
+    path = _good_file(tmp_path)
+    ResultsWriter(path).append([_row("c", step=0), _row("c", step=1)])  # the run was killed before c closed
+    with pytest.warns(ResultsWarning, match=r"left out 2 rows of cases with no closing row \(line 7, 8\)"):
+        frame = load_results(tmp_path)
+    assert set(frame["case_id"]) == {"a", "b"}
+    assert set(load_results(tmp_path, incomplete="keep")["case_id"]) == {"a", "b", "c"}
+
+
+def test_empty_or_odd_files_are_one_line_errors(tmp_path: Path) -> None:
+    path = tmp_path / RESULTS_FILE
+    path.write_text("")
+    with pytest.raises(ResultsError, match="empty"):
+        load_results(path)
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ResultsError, match="not a results file"):
+        load_results(path)

@@ -7,10 +7,19 @@ from typing import Any
 
 from bench.measure.memory import SpanPeakTracker
 from bench.measure.spans import MeasuringRecorder
-from bench.protocol import Measured, ModelsResolved, PhaseStarted, SpansFinished, StageStarted, decode, encode
+from bench.protocol import (
+    Measured,
+    ModelsResolved,
+    PhaseStarted,
+    SpansFinished,
+    StageStarted,
+    WorkerJob,
+    decode,
+    encode,
+)
 from bench.schema import ModelLabels
 from bench.suite.case import Case
-from bench.worker import EventSink, WorkerJob, run_case
+from bench.worker import EventSink, run_case
 
 
 class Capture(EventSink):

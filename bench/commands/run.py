@@ -66,6 +66,8 @@ def handle(args: argparse.Namespace) -> int:
     from bench.store import load_results
 
     console = Console()
+    if not console.is_terminal:  # piped or in CI: wide enough that the summary keeps every column
+        console.width = max(console.width, 120)
     progress = RichProgress(console, live=False if args.no_progress else None)
     if args.resume is not None:
         if args.dry_run:

@@ -82,3 +82,22 @@ class ModelSet:
             unet_batch_one=bool(data.get("unet_batch_one", False)),
             labels=dict(data.get("labels", {})),
         )
+
+
+@dataclass(frozen=True)
+class ResolvedModels:
+    """The model sets a case runs: its own, and the quality baseline (None when it has none)."""
+
+    model_set: ModelSet | None
+    baseline_set: ModelSet | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_set": self.model_set.to_dict() if self.model_set else None,
+            "baseline_set": self.baseline_set.to_dict() if self.baseline_set else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResolvedModels:
+        own, baseline = data.get("model_set"), data.get("baseline_set")
+        return cls(ModelSet.from_dict(own) if own else None, ModelSet.from_dict(baseline) if baseline else None)

@@ -38,7 +38,7 @@ CASE_KEY: tuple[str, str] = ("run_id", "case_id")
 IDENTITY_COLUMNS: tuple[str, ...] = (
     "run_id", "case_id", "case", "suite", "model", "engine", "compute_unit", "attention", "quantization",
     "resolution", "steps", "scheduler", "guidance", "batch", "reduce_memory", "refiner", "strength", "seed",
-    "device", "chip", "os", "host",
+    "device", "device_name", "chip", "os", "host",
 )  # fmt: skip
 _LOAD_STAGES = r"^(compile|load|first_predict)/"
 
@@ -57,8 +57,10 @@ def step_times(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def case_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (run, case) in first-seen order: identity, status, end-to-end statistics, iter/s,
-    stage medians, cold load, peak memory and PSNR."""
+    """One row per (run, case) in first-seen order: identity, status (and `valid` / `invalid_reason`
+    when the results carry them), end-to-end statistics, iter/s, stage medians, cold load, warm load
+    (parts reloaded inside measured repeats, i.e. under reduce_memory; NaN otherwise), peak memory and
+    PSNR."""
     import pandas as pd
 
     frame = results
@@ -98,13 +100,22 @@ def case_summary(results: pd.DataFrame) -> pd.DataFrame:
     cold = latency[(phase.loc[latency.index] == "cold") & latency["stage"].astype("string").str.match(_LOAD_STAGES)]
     cold_load = cold.groupby(keys, observed=True, sort=False)["value"].sum().rename("cold_load_s").reset_index()
     summary = summary.merge(cold_load, on=keys, how="left")
+    # Warm load: parts loaded again inside measured repeats (reduce_memory), files already cached;
+    # the sum over parts of each part's median.
+    warm = measured[measured["stage"].astype("string").str.match(r"^load/")]
+    if not warm.empty:
+        per_part = describe_groups(warm, [*keys, "stage"])
+        warm_load = per_part.groupby(keys, observed=True, sort=False)["median"].sum().rename("warm_load_s")
+        summary = summary.merge(warm_load.reset_index(), on=keys, how="left")
+    else:
+        summary["warm_load_s"] = float("nan")
 
     for name in ("peak_rss", "peak_footprint"):
         peaks = frame[metric == name].groupby(keys, observed=True, sort=False)["value"].max()
         summary = summary.merge(peaks.rename(f"{name}_bytes").reset_index(), on=keys, how="left")
     psnr = describe_groups(frame[metric == "psnr"], keys)
     summary = summary.merge(psnr[[*keys, "median"]].rename(columns={"median": "psnr_db"}), on=keys, how="left")
-    for column in ("cold_load_s", "peak_rss_bytes", "peak_footprint_bytes", "psnr_db", "iter_per_s"):
+    for column in ("cold_load_s", "warm_load_s", "peak_rss_bytes", "peak_footprint_bytes", "psnr_db", "iter_per_s"):
         summary[column] = pd.to_numeric(summary[column], errors="coerce").astype("float64")
     return summary
 

@@ -17,7 +17,8 @@ import pytest
 
 from bench.measure.memory import ProcessSampler, SpanPeakTracker
 from bench.measure.spans import MeasuringRecorder
-from bench.worker import EventSink, StageBoard
+from bench.protocol import StageBoard
+from bench.worker import EventSink
 
 SPAN_TARGET_SECONDS = 20e-6
 SAMPLER_TARGET_SHARE = 0.02

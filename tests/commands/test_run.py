@@ -246,3 +246,37 @@ def test_resume_of_a_v1_run_is_refused_and_changes_nothing(workdir: Path, capsys
     err = capsys.readouterr().err
     assert "not resumed" in err and str(results) in err and len(err.strip().splitlines()) == 1
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("tamper", ["newer_row", "short_row", "bad_manifest", "bad_case", "bad_value", "not_object"])
+def test_resume_refuses_what_it_cannot_resume_safely(workdir: Path, capsys: pytest.CaptureFixture[str],
+                                                      tamper: str) -> None:  # fmt: skip
+    assert main(["run", "--suite", "fake", "--no-progress", *FAKE]) == 0
+    (run_dir,) = run_dirs(workdir)
+    results, manifest = run_dir / RESULTS_FILE, run_dir / "manifest.json"
+    lines = results.read_text().splitlines()
+    if tamper == "newer_row":
+        lines.insert(2, "99" + lines[2][1:])
+        results.write_text("\n".join(lines) + "\n")
+    elif tamper == "short_row":
+        lines.insert(2, lines[2][:30])
+        results.write_text("\n".join(lines) + "\n")
+    elif tamper == "bad_manifest":
+        manifest.write_text(manifest.read_text()[:-20])
+    elif tamper == "bad_case":
+        data = json.loads(manifest.read_text())
+        data["cases"][0]["unknown"] = 1
+        data["cases"][0].pop("model")
+        manifest.write_text(json.dumps(data))
+    elif tamper == "bad_value":
+        data = json.loads(manifest.read_text())
+        data["cases"][0]["steps"] = {"nested": [1, 2]}
+        manifest.write_text(json.dumps(data))
+    else:
+        manifest.write_text("[1, 2, 3]")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot resume" in err, err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before

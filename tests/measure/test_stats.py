@@ -23,7 +23,7 @@ E2E = [2.5, 2.1]
 
 
 def _rows() -> list[dict]:
-    base = {"schema_version": SCHEMA_VERSION, "run_id": "r", "case_id": "c", "case": "case c", "suite": "s",
+    base = {"schema_version": SCHEMA_VERSION, "timestamp": "2026-01-01T00:00:00.000Z", "run_id": "r", "case_id": "c", "case": "case c", "suite": "s",
             "model": "m", "engine": "reference", "compute_unit": "REFERENCE", "status": "ok", "unit": "s",
             "metric": "latency"}  # fmt: skip
     rows = [{**base, "phase": "warmup", "repeat": 0, "stage": "unet", "step": 0, "value": 9.0}]

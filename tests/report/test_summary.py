@@ -13,7 +13,7 @@ from bench.store import RESULTS_FILE, ResultsWriter, load_results
 
 
 def rows_for(case_id: str, *, step_seconds: list[list[float]], e2e: list[float], warmup_e2e: float) -> list[dict]:
-    base = {"schema_version": SCHEMA_VERSION, "run_id": "r", "case_id": case_id, "case": f"case {case_id}", "suite": "s", "model": "m",
+    base = {"schema_version": SCHEMA_VERSION, "timestamp": "2026-01-01T00:00:00.000Z", "run_id": "r", "case_id": case_id, "case": f"case {case_id}", "suite": "s", "model": "m",
             "engine": "reference", "compute_unit": "REFERENCE", "status": "ok"}  # fmt: skip
     rows = [
         {**base, "phase": "cold", "stage": "load/unet", "metric": "latency", "value": 2.0, "unit": "s"},
@@ -39,7 +39,7 @@ def rows_for(case_id: str, *, step_seconds: list[list[float]], e2e: list[float],
 def test_medians_and_iter_per_s(tmp_path: Path) -> None:
     writer = ResultsWriter(tmp_path / RESULTS_FILE)
     writer.append(rows_for("a", step_seconds=[[0.5, 0.5], [0.25, 0.25], [1.0, 1.0]], e2e=[3.0, 1.0, 2.0], warmup_e2e=50.0))
-    failed = [{"schema_version": SCHEMA_VERSION, "run_id": "r", "case_id": "b", "case": "case b", "stage": "outcome", "metric": "wall_time", "value": 1.0,
+    failed = [{"schema_version": SCHEMA_VERSION, "timestamp": "2026-01-01T00:00:00.000Z", "run_id": "r", "case_id": "b", "case": "case b", "stage": "outcome", "metric": "wall_time", "value": 1.0,
                "unit": "s", "status": "error", "error": "PipelineError: boom"}]  # fmt: skip
     writer.append(failed)
     summary = case_summary(load_results(tmp_path))
@@ -66,5 +66,5 @@ def test_medians_and_iter_per_s(tmp_path: Path) -> None:
 def test_incomplete_case_is_marked(tmp_path: Path) -> None:
     writer = ResultsWriter(tmp_path / RESULTS_FILE)
     writer.append([r for r in rows_for("a", step_seconds=[[0.5]], e2e=[1.0], warmup_e2e=1.0) if r["stage"] != "outcome"])
-    summary = case_summary(load_results(tmp_path))
+    summary = case_summary(load_results(tmp_path, incomplete="keep"))
     assert summary["status"].tolist() == ["incomplete"]
