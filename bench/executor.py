@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bench.engines import annotate
-from bench.errors import BenchError, PipelineError
+from bench.errors import PipelineError
 from bench.measure.recorder import Recorder
 from bench.models.variant import ModelSet, ResolvedModels
 from bench.schema import Measurement, ModelLabels
@@ -73,16 +73,11 @@ def synthetic_init_image(resolution: int, seed: int) -> np.ndarray:
 
 
 def read_init_image(path: str, resolution: int) -> np.ndarray:
-    """An image file as (1, 3, H, W) in [-1, 1], resized to the model's resolution."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file as (1, 3, H, W) in [-1, 1], resized to the model's resolution; refused unless a
+    regular file within the size and pixel limits (`bench.pipeline.init_image`)."""
+    from bench.pipeline.init_image import read_init_image as read
 
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((resolution, resolution), Image.Resampling.BICUBIC)
-    except (OSError, UnidentifiedImageError) as error:
-        raise BenchError(f"init_image {path}: cannot read the image ({error})") from None
-    array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
-    return array.transpose(2, 0, 1)[None]
+    return read(path, resolution)
 
 
 class PipelineExecutor:

@@ -8,12 +8,17 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
-#: package or module -> bench packages / modules it may import (besides itself and bench.errors).
+#: The foundations every layer may import: errors, input limits, paths confined to a model folder.
+FOUNDATIONS: frozenset[str] = frozenset({"errors", "limits", "safe_paths"})
+
+#: package or module -> bench packages / modules it may import (besides itself and the foundations).
 ALLOWED: dict[str, set[str]] = {
+    "limits": set(),
+    "safe_paths": set(),
     "engines": set(),
     "models": {"engines"},
     "pipeline": {"engines", "models", "measure.recorder"},
-    "suite": {"engines", "pipeline.request", "builtin_suites"},
+    "suite": {"engines", "pipeline.request", "pipeline.init_image", "builtin_suites"},
     "measure": set(),
     "schema": {"suite"},
     "store": {"schema"},
@@ -51,7 +56,7 @@ def _owner(path: Path) -> str:
 
 
 def _allowed(owner: str, name: str) -> bool:
-    if name == "errors" or name.startswith("errors.") or name.split(".")[0] == owner:
+    if name.split(".")[0] in FOUNDATIONS or name.split(".")[0] == owner:
         return True
     return any(name == rule or name.startswith(rule + ".") for rule in ALLOWED[owner])
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import BenchError, InputError
+from bench.limits import check_allocation, shape_elements
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -65,7 +66,16 @@ def random_inputs(model, seed: int = 0) -> dict[str, np.ndarray]:
     Floats are standard normal. Integers are drawn below the size of the table they index when an
     input feeds a `gather` of a constant (token ids into an embedding), else in [0, 100); float
     inputs that are such indices (older text encoders take float ids) get whole numbers too.
+    The declared shapes are checked against the memory budget (`bench.limits`) before anything is
+    allocated: generating an input takes 8 bytes an element (float64 draws) plus the input itself.
     """
+    total = 0
+    for spec in model.input_specs:
+        shape = tuple(1 if d < 0 else d for d in spec.shape)
+        where = f"{getattr(model, 'path', 'model')}: input {spec.name!r}"
+        count = shape_elements(shape, where, InputError)
+        total += check_allocation(count * (8 + np.dtype(spec.dtype).itemsize), f"{where} of shape {list(shape)}", InputError)
+    check_allocation(total, f"{getattr(model, 'path', 'model')}: the random inputs", InputError)
     rng = np.random.default_rng(seed)
     bounds = _index_bounds(model)
     inputs: dict[str, np.ndarray] = {}

@@ -7,6 +7,7 @@ Exit code 0 when every case is ok or skipped, 1 when a case failed or timed out,
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder (default: results/)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish a killed run: skip its completed cases")
     parser.add_argument("--engine", choices=("auto", "coreml", "reference"), help="override the suite's engine")
-    parser.add_argument("--repeats", type=_positive_int, help="override measured repeats")
-    parser.add_argument("--warmup", type=_non_negative_int, help="override warm-up repeats")
-    parser.add_argument("--timeout", type=_positive_float, help="override the per-case timeout (seconds)")
+    parser.add_argument("--repeats", type=_case_field("repeats"), help="override measured repeats")
+    parser.add_argument("--warmup", type=_case_field("warmup"), help="override warm-up repeats")
+    parser.add_argument("--timeout", type=_case_field("timeout"), help="override the per-case timeout (seconds)")
     parser.add_argument("--device", metavar="UDID|NAME",
                         help="run every Core ML model on this connected iPhone / iPad (see `bench devices`; macOS only)")
     parser.add_argument("--no-progress", action="store_true", help="no live display; one line per case")
@@ -41,25 +42,20 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _case_field(name: str) -> Callable[[str], Any]:
+    """An argparse type checking an override like the suite field `name` (same limits, no nan)."""
+    from bench.suite.fields import FIELDS
 
+    spec = FIELDS[name]
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
+    def parse(text: str) -> Any:
+        try:
+            number = float(text) if name == "timeout" else int(text)
+            return spec.check(number)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {spec.allowed}, got {text}") from None
 
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+    return parse
 
 
 def handle(args: argparse.Namespace) -> int:

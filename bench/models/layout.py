@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 
 from bench.errors import ModelFormatError
+from bench.limits import MODEL_JSON_MAX_BYTES, check_file_size
+from bench.safe_paths import path_inside
 
 #: stage -> part suffix of the package file name.
 PACKAGE_PARTS: dict[str, str] = {
@@ -135,13 +137,21 @@ def check_model_file(path: Path) -> None:
         manifest = path / "Manifest.json"
         if not manifest.is_file():
             raise ModelFormatError(f"model package {path} has no Manifest.json (incomplete or not a .mlpackage)")
+        check_file_size(manifest.stat().st_size, MODEL_JSON_MAX_BYTES, f"model package {path}: Manifest.json", ModelFormatError)
         try:
             entries = json.loads(manifest.read_text())["itemInfoEntries"]
-        except (ValueError, KeyError, TypeError) as error:
-            raise ModelFormatError(f"model package {path}: Manifest.json is corrupt ({error})") from error
-        for entry in entries.values():
-            item = path / "Data" / entry.get("path", "")
-            if not item.exists():
+            items = [entry["path"] for entry in entries.values()]
+            if not all(isinstance(item, str) for item in items):
+                raise TypeError("an entry's path is not a string")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+            raise ModelFormatError(f"model package {path}: Manifest.json is corrupt ({error})") from None
+        for relative in items:
+            item = path_inside(path / "Data", relative, f"model package {path}: Manifest.json entry")
+            try:
+                present = item.exists()
+            except (OSError, ValueError):  # a name the OS refuses (too long, bad bytes)
+                present = False
+            if not present:
                 raise ModelFormatError(f"model package {path} lacks {item.relative_to(path)} listed in its Manifest.json")
         spec = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
         if not spec.is_file() or spec.stat().st_size == 0:
@@ -158,8 +168,9 @@ def check_tokenizer_file(path: Path, stage: str) -> None:
     path = Path(path)
     if stage == "vocab":
         try:
+            check_file_size(path.stat().st_size, MODEL_JSON_MAX_BYTES, f"tokenizer vocabulary {path}", ModelFormatError)
             vocab = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             raise ModelFormatError(f"tokenizer vocabulary {path} is not valid JSON ({error})") from error
         if not isinstance(vocab, dict) or not vocab:
             raise ModelFormatError(f"tokenizer vocabulary {path} is not a token -> id object")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import ModelFormatError
+from bench.limits import MODEL_JSON_MAX_BYTES, check_file_size
 
 #: User metadata keys the generator writes (Apple's models carry none of them).
 ATTENTION_KEY = "bench.attention"
@@ -110,11 +111,16 @@ def _lut_bits(op, block) -> tuple[int, int] | None:
 def _compiled_info(path: Path) -> ModelInfo:
     meta_path = path / "metadata.json"
     try:
+        check_file_size(meta_path.stat().st_size, MODEL_JSON_MAX_BYTES, f"compiled model {path}: metadata.json", ModelFormatError)
         meta = json.loads(meta_path.read_text())
         entry = meta[0] if isinstance(meta, list) else meta
-    except (OSError, ValueError, IndexError, KeyError) as error:
-        raise ModelFormatError(f"compiled model {path}: cannot read metadata.json ({error})") from error
+        return _info_from_metadata(path, entry)
+    except (OSError, ValueError, IndexError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        # ValueError also covers a count that is not a number; Type/AttributeError, entries of the wrong kind
+        raise ModelFormatError(f"compiled model {path}: cannot read metadata.json ({type(error).__name__}: {error})") from None
 
+
+def _info_from_metadata(path: Path, entry: dict) -> ModelInfo:
     def shapes(schema_key: str) -> dict[str, tuple[int, ...]]:
         out = {}
         for item in entry.get(schema_key, []):

@@ -5,6 +5,7 @@
     model_set = zoo.resolve("tiny-split-einsum-fp16")   # built on first use
     model_set = zoo.resolve("/path/to/coreml-stable-diffusion-xl-base/compiled")
     zoo.quality_baseline("tiny-original-pal4")          # "tiny-original-fp16"
+    zoo.quality_baseline("/path/to/folder")             # from its bench-baseline.json, else None
 
 Generated ids: `<size>-<attention>-<quant>[-chunked]` with size `tiny` / `small`, attention
 `original`, `split-einsum`, `split-einsum-v2`, quant `fp32`, `fp16`, `int8`, `pal6`, `pal4`, `mbp`.
@@ -13,6 +14,7 @@ Generated ids: `<size>-<attention>-<quant>[-chunked]` with size `tiny` / `small`
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from pathlib import Path
 
@@ -150,12 +152,26 @@ def variant_folder(variant_id: str) -> Path:
     return hub_dir(source.repo_id) / source.folder
 
 
+#: File in a local model folder naming its quality baseline: {"quality_baseline": "<id or folder>"}.
+BASELINE_FILE = "bench-baseline.json"
+
+
+def is_folder_reference(id_or_path: str | os.PathLike) -> bool:
+    """True if `id_or_path` names a local folder rather than a zoo id (an existing path, or text
+    with a path separator or a leading '.')."""
+    text = os.fspath(id_or_path)
+    return Path(text).expanduser().exists() or os.sep in text or text.startswith(".")
+
+
 def quality_baseline(variant_id: str) -> str | None:
     """The variant a quantized variant's UNet PSNR is measured against, or None.
 
     Compressed generated variants compare with the fp16 variant of the same attention (the model
     they were compressed from, as Apple's recipes are measured), fp16 with fp32; fp32 has none.
+    A local folder has none unless it holds `bench-baseline.json` naming one (`folder_baseline`).
     """
+    if is_folder_reference(variant_id):
+        return folder_baseline(Path(variant_id).expanduser())
     gid = parse_id(variant_id)
     if gid is not None:
         if gid.quant == "fp32":
@@ -164,6 +180,33 @@ def quality_baseline(variant_id: str) -> str | None:
         return f"{gid.size}-{gid.attention_key}-{base}"
     get_variant(variant_id)
     return HUB_QUALITY_BASELINES.get(variant_id)
+
+
+def folder_baseline(folder: Path) -> str | None:
+    """The quality baseline a local folder declares in its `bench-baseline.json`, or None.
+
+    Nothing in Apple's layout says which model a folder was compressed from, so a folder states it:
+    `{"quality_baseline": "sdxl-base-macos"}` (a zoo id), or a folder: an absolute path, or a
+    relative one that stays inside `folder` (a path read from a model folder never leads out of it).
+    """
+    from bench.limits import MODEL_JSON_MAX_BYTES, check_file_size
+    from bench.safe_paths import path_inside
+
+    path = folder / BASELINE_FILE
+    if not path.is_file():
+        return None
+    check_file_size(path.stat().st_size, MODEL_JSON_MAX_BYTES, str(path), ModelFormatError)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))["quality_baseline"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+        raise ModelFormatError(
+            f"{path}: expected JSON {{\"quality_baseline\": \"<model id or folder>\"}} ({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(value, str) or not value.strip():
+        raise ModelFormatError(f"{path}: quality_baseline must be a model id or a folder, got {value!r}")
+    if not is_folder_reference(value) or Path(value).is_absolute():
+        return value
+    return str(path_inside(folder, value, f"{path}: quality_baseline"))
 
 
 def resolve(id_or_path: str | os.PathLike, *, build_tiny: bool = True) -> ModelSet:
@@ -175,9 +218,8 @@ def resolve(id_or_path: str | os.PathLike, *, build_tiny: bool = True) -> ModelS
     model metadata or inferred from the models.
     """
     text = os.fspath(id_or_path)
-    path = Path(text).expanduser()
-    if path.exists() or os.sep in text or text.startswith("."):
-        return resolve_folder(path)
+    if is_folder_reference(text):
+        return resolve_folder(Path(text).expanduser())
     variant = get_variant(text)
     if variant.kind == "recipe":
         raise ModelNotFoundError(
@@ -236,7 +278,10 @@ def _check(stage: str, path: Path) -> None:
 
 
 def resolve_folder(folder: Path) -> ModelSet:
-    """A `ModelSet` for a local folder in Apple's layout; errors name the folder and what is wrong."""
+    """A `ModelSet` for a local folder in Apple's layout; errors name the folder and what is wrong.
+
+    Its files are absolute paths (a worker, or a resume from another directory, finds them), its id
+    is the folder as written."""
     from bench.models.metadata import (
         infer_attention,
         infer_quantization,
@@ -247,7 +292,7 @@ def resolve_folder(folder: Path) -> ModelSet:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ModelNotFoundError(f"model folder {folder} does not exist (and {folder.name!r} is not a known variant id)")
-    files = layout.scan_folder(folder)
+    files = layout.scan_folder(folder.absolute())
     missing = layout.missing_stages(files)
     if missing:
         wanted = "; ".join(f"{stage}: {layout.expected_names(stage)}" for stage in missing)
@@ -263,7 +308,7 @@ def resolve_folder(folder: Path) -> ModelSet:
             raise ModelFormatError(f"UNet chunk 2 {files['unet_chunk2']} has no `noise_pred` output (outputs: {sorted(second.outputs)})")
     return ModelSet(
         id=str(folder),
-        root=folder,
+        root=folder.absolute(),
         files=files,
         resolution=resolution,
         attention=infer_attention(unet, hint),

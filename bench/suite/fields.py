@@ -4,16 +4,19 @@ This table is the one place a case field is defined. Suite files are validated a
 error can always say which key was wrong and what it accepts); `Case` is generated from it; a
 case's id hashes its identity fields; and the fields that are results columns get their column
 (dtype and meaning) in `bench.schema` from here. Adding a field means adding a row here (plus its
-check function).
+check function). Numbers must be finite (`nan` and `inf` are refused); steps, repeats, warm-up and
+timeout have upper bounds (`bench.limits`) so a typo cannot ask for a run of years.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bench.engines.base import COREML_COMPUTE_UNITS, REFERENCE_COMPUTE_UNIT
+from bench.limits import MAX_REPEATS, MAX_STEPS, MAX_TIMEOUT_SECONDS, MAX_WARMUP
 from bench.pipeline.request import SCHEDULERS
 
 ENGINES: tuple[str, ...] = ("auto", "coreml", "reference")
@@ -48,7 +51,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (TOML's `nan` and `inf` are not numbers a case can use)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _positive_int(value: Any) -> int:
@@ -65,6 +69,21 @@ def _non_negative_int(value: Any) -> int:
 
 def _positive_number(value: Any) -> float:
     if not _is_number(value) or value <= 0:
+        raise ValueError
+    return float(value)
+
+
+def _int_up_to(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if not _is_int(value) or not low <= value <= high:
+            raise ValueError
+        return int(value)
+
+    return check
+
+
+def _timeout(value: Any) -> float:
+    if not _is_number(value) or not 0 < value <= MAX_TIMEOUT_SECONDS:
         raise ValueError
     return float(value)
 
@@ -134,22 +153,24 @@ FIELDS: dict[str, Field] = {
               column="category", from_model=True, meaning="the model set's quantization label"),
         Field("resolution", "a positive integer (image side in pixels)", _positive_int, None, type=int | None,
               column="Int64", from_model=True, meaning="image side in pixels (the model set's)"),
-        Field("steps", "a positive integer", _positive_int, 20, type=int, column="Int64",
+        Field("steps", f"an integer in [1, {MAX_STEPS}]", _int_up_to(1, MAX_STEPS), 20, type=int, column="Int64",
               meaning="denoising steps requested"),
         Field("scheduler", f"one of {', '.join(SCHEDULERS)}", _choice(tuple(SCHEDULERS)), "euler", type=str,
               column="category", meaning="scheduler requested"),
-        Field("guidance", "a number >= 0", _non_negative_number, 5.0, type=float, column="float64",
+        Field("guidance", "a finite number >= 0", _non_negative_number, 5.0, type=float, column="float64",
               meaning="classifier-free guidance scale"),
         Field("seed", "an integer >= 0", _non_negative_int, 0, type=int, column="Int64", meaning="noise seed"),
         Field("prompt", "a string", _text, DEFAULT_PROMPT, type=str),
         Field("negative_prompt", "a string", _text, "", type=str),
-        Field("warmup", "an integer >= 0", _non_negative_int, 1, axis=False, type=int, identity=False),
-        Field("repeats", "a positive integer", _positive_int, 3, axis=False, type=int, identity=False),
-        Field("timeout", "a positive number of seconds", _positive_number, 600.0, axis=False, type=float,
+        Field("warmup", f"an integer in [0, {MAX_WARMUP}]", _int_up_to(0, MAX_WARMUP), 1, axis=False, type=int,
               identity=False),
-        Field("min_repeats", "a positive integer", _positive_int, 3, axis=False, type=int, identity=False,
+        Field("repeats", f"an integer in [1, {MAX_REPEATS}]", _int_up_to(1, MAX_REPEATS), 3, axis=False, type=int,
+              identity=False),
+        Field("timeout", f"a finite number of seconds in (0, {MAX_TIMEOUT_SECONDS:g}]", _timeout, 600.0, axis=False,
+              type=float, identity=False),
+        Field("min_repeats", f"an integer in [1, {MAX_REPEATS}]", _int_up_to(1, MAX_REPEATS), 3, axis=False, type=int, identity=False,
               help="a case with fewer measured repeats is flagged invalid"),
-        Field("max_spread", "a number > 0 (IQR / median of end-to-end latency)", _positive_number, 0.10,
+        Field("max_spread", "a finite number > 0 (IQR / median of end-to-end latency)", _positive_number, 0.10,
               axis=False, type=float, identity=False,
               help="a case whose end-to-end spread exceeds this is flagged invalid"),
         Field("reduce_memory", "true or false", _boolean, False, type=bool, column="boolean",

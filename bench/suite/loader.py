@@ -2,12 +2,15 @@
 
 A suite file has `[suite]` (name, description, reference_fallback), `[defaults]` (any case field),
 `[matrix]` (lists per axis; their product is the cases), and `[[exclude]]` / `[[include]]` tables.
-Every problem raises `SuiteError` naming the file, the key and what is allowed.
+Every problem raises `SuiteError` naming the file, the key and what is allowed. A suite file may be
+at most `SUITE_MAX_BYTES`, nest no deeper than the TOML reader can follow, and expand to at most
+`SUITE_MAX_CASES` cases, counted from the axis lengths before anything is expanded.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import string
 import sys
 from collections.abc import Iterable
@@ -15,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import SuiteError
+from bench.errors import BenchError, SuiteError
+from bench.limits import SUITE_MAX_BYTES, SUITE_MAX_CASES, human_bytes
 from bench.suite.case import Case
 from bench.suite.fields import FIELDS, SUITE_KEYS, Field
 
@@ -96,9 +100,14 @@ def load_suite(name_or_path: str, cwd: Path | None = None) -> Suite:
     """Find, read and validate a suite."""
     path = find_suite(name_or_path, cwd)
     try:
+        size = path.stat().st_size
+        if size > SUITE_MAX_BYTES:
+            raise SuiteError(f"{path}: the suite file is {human_bytes(size)}, over the limit of {human_bytes(SUITE_MAX_BYTES)}")
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise SuiteError(f"{path}: invalid TOML: {error}") from None
+    except RecursionError:
+        raise SuiteError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     except (OSError, UnicodeDecodeError) as error:
         raise SuiteError(f"{path}: cannot read: {error}") from None
     return parse_suite(data, path)
@@ -136,10 +145,35 @@ def parse_suite(data: dict[str, Any], path: Path) -> Suite:
     if not matrix and not include:
         raise SuiteError(f"{path}: [matrix] is empty; give at least one axis, e.g. model = [\"tiny-original-fp16\"]")
 
+    _check_init_images(path, defaults, matrix, include)
     suite = Suite(name, path, description, fallback, defaults, matrix, exclude, include)
+    count = case_bound(suite)
+    if count > SUITE_MAX_CASES:
+        raise SuiteError(
+            f"{path}: the matrix and includes expand to {count} cases (before excludes), over the limit of "
+            f"{SUITE_MAX_CASES}; split the suite"
+        )
     if not expand(suite):
         raise SuiteError(f"{path}: the matrix expands to no cases (every case is excluded)")
     return suite
+
+
+def _check_init_images(
+    path: Path, defaults: dict[str, Any], matrix: dict[str, list[Any]], include: list[dict[str, list[Any]]]
+) -> None:
+    """Every init image a case may read is a regular file within the size limit (relative paths are
+    relative to the working directory, as on the command line); pixels are checked when it is read."""
+    from bench.pipeline.init_image import check_init_image_file
+
+    named = [("defaults.init_image", defaults.get("init_image"))]
+    named += [(f"matrix.init_image[{i}]", value) for i, value in enumerate(matrix.get("init_image", []))]
+    named += [(f"include[{i}].init_image", value) for i, entry in enumerate(include) for value in entry.get("init_image", [])]
+    for key, value in named:
+        if value is not None:
+            try:
+                check_init_image_file(value)
+            except BenchError as error:
+                raise SuiteError(f"{path}: {key}: {error}") from None
 
 
 def _reject_unknown(path: Path, prefix: str, table: dict[str, Any], allowed: Iterable[str]) -> None:
@@ -186,6 +220,12 @@ def _selector(path: Path, where: str, table: dict[str, Any]) -> dict[str, list[A
 # --------------------------------------------------------------------------- expansion
 
 
+def case_bound(suite: Suite) -> int:
+    """Cases the suite expands to before excludes and deduplication (computed, not expanded)."""
+    matrix = math.prod(len(values) for values in suite.matrix.values()) if suite.matrix else 0
+    return matrix + sum(math.prod(len(values) for values in entry.values()) for entry in suite.include)
+
+
 def expand(suite: Suite) -> list[Case]:
     """Matrix product (in file order) minus `[[exclude]]`, then `[[include]]`; duplicates dropped."""
     combos: list[dict[str, Any]] = []
@@ -229,7 +269,10 @@ def _make_case(suite: Suite, combo: dict[str, Any]) -> Case:
 
 def _fill_model(path: Path, model: str, values: dict[str, Any]) -> str:
     """Expand `{attention}` / `{quantization}` in a model id from the case's axes."""
-    names = [name for _, name, _, _ in string.Formatter().parse(model) if name is not None]
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(model) if name is not None]
+    except ValueError as error:  # a lone '{' or '}'
+        raise SuiteError(f"{path}: model {model!r} is not a valid template ({error}); write {{{{ and }}}} for braces") from None
     if not names:
         return model
     for name in names:

@@ -1,88 +1,31 @@
 """Choosing cases: pytest-like `-k` expressions and `--shard i/n`.
 
 `-k` matches case-insensitive substrings of a case's label, combined with `and`, `or`, `not` and
-parentheses. It is parsed by a small recursive-descent parser, never `eval`.
+parentheses. It is parsed without recursion (operator precedence into postfix order, then a stack
+evaluates it), so no nesting depth or expression length can overflow Python's stack; expressions
+longer than `FILTER_MAX_CHARS` are refused. It is never `eval`ed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from bench.errors import SuiteError
+from bench.limits import FILTER_MAX_CHARS
 from bench.suite.case import Case
 
 # Anything that is not whitespace or a parenthesis is part of a word ("CPU_AND_NE", "fp16", "x4").
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|([^\s()]+))")
 _KEYWORDS = ("and", "or", "not")
+#: Binding strength: `not` binds tightest, then `and`, then `or` (as in Python and pytest).
+_PRECEDENCE = {"or": 1, "and": 2, "not": 3}
 
 Matcher = Callable[[str], bool]
 
 
-@dataclass
-class _Parser:
-    expression: str
-    tokens: list[tuple[str, int]]  # (token, column)
-    position: int = 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.position][0] if self.position < len(self.tokens) else None
-
-    def column(self) -> int:
-        return self.tokens[self.position][1] if self.position < len(self.tokens) else len(self.expression) + 1
-
-    def take(self) -> str:
-        token = self.tokens[self.position][0]
-        self.position += 1
-        return token
-
-    def fail(self, what: str) -> SuiteError:
-        return SuiteError(f"bad -k expression {self.expression!r}: {what} at column {self.column()}")
-
-    # expr := or_expr ; or_expr := and_expr ('or' and_expr)* ; and_expr := not_expr ('and' not_expr)*
-    def parse_or(self) -> Matcher:
-        left = self.parse_and()
-        while self.peek() == "or":
-            self.take()
-            right = self.parse_and()
-            left = (lambda a, b: lambda text: a(text) or b(text))(left, right)
-        return left
-
-    def parse_and(self) -> Matcher:
-        left = self.parse_not()
-        while self.peek() == "and":
-            self.take()
-            right = self.parse_not()
-            left = (lambda a, b: lambda text: a(text) and b(text))(left, right)
-        return left
-
-    def parse_not(self) -> Matcher:
-        if self.peek() == "not":
-            self.take()
-            inner = self.parse_not()
-            return lambda text: not inner(text)
-        return self.parse_atom()
-
-    def parse_atom(self) -> Matcher:
-        token = self.peek()
-        if token is None:
-            raise self.fail("expected a word or '(' but the expression ended")
-        if token == "(":
-            self.take()
-            inner = self.parse_or()
-            if self.peek() != ")":
-                raise self.fail("expected ')'")
-            self.take()
-            return inner
-        if token == ")" or token in _KEYWORDS:
-            raise self.fail(f"expected a word or '(' but found {token!r}")
-        word = self.take().lower()
-        return lambda text: word in text
-
-
-def parse_filter(expression: str) -> Matcher:
-    """Compile a `-k` expression to a predicate over (lower-cased) labels."""
+def _tokens(expression: str) -> list[tuple[str, int]]:
+    """(token, 1-based column) of every word and parenthesis."""
     tokens: list[tuple[str, int]] = []
     position = 0
     stripped = expression.rstrip()
@@ -93,13 +36,78 @@ def parse_filter(expression: str) -> Matcher:
         token = match.group(match.lastindex or 0)
         tokens.append((token, match.start(match.lastindex or 0) + 1))
         position = match.end()
+    return tokens
+
+
+def _postfix(expression: str, tokens: list[tuple[str, int]]) -> list[str]:
+    """The expression in postfix order (shunting-yard); words are kept lower-cased with a "w:" tag."""
+
+    def fail(what: str, column: int) -> SuiteError:
+        return SuiteError(f"bad -k expression {expression!r}: {what} at column {column}")
+
+    output: list[str] = []
+    pending: list[tuple[str, int]] = []  # operators and '(' not yet emitted
+    want_operand = True
+    for token, column in tokens:
+        if want_operand:
+            if token in ("(", "not"):
+                pending.append((token, column))
+            elif token == ")" or token in _KEYWORDS:
+                raise fail(f"expected a word or '(' but found {token!r}", column)
+            else:
+                output.append("w:" + token.lower())
+                want_operand = False
+        elif token in ("and", "or"):
+            while pending and pending[-1][0] != "(" and _PRECEDENCE[pending[-1][0]] >= _PRECEDENCE[token]:
+                output.append(pending.pop()[0])
+            pending.append((token, column))
+            want_operand = True
+        elif token == ")":
+            while pending and pending[-1][0] != "(":
+                output.append(pending.pop()[0])
+            if not pending:
+                raise fail("unexpected ')'", column)
+            pending.pop()
+        else:
+            raise fail(f"unexpected {token!r}", column)
+    end = len(expression) + 1
+    if want_operand:
+        raise fail("expected a word or '(' but the expression ended", end)
+    while pending:
+        token, _ = pending.pop()
+        if token == "(":
+            raise fail("expected ')'", end)
+        output.append(token)
+    return output
+
+
+def parse_filter(expression: str) -> Matcher:
+    """Compile a `-k` expression to a predicate over (lower-cased) labels."""
+    if len(expression) > FILTER_MAX_CHARS:
+        raise SuiteError(
+            f"bad -k expression {expression[:40]!r}...: {len(expression)} characters, over the limit of {FILTER_MAX_CHARS}"
+        )
+    tokens = _tokens(expression)
     if not tokens:
         raise SuiteError(f"bad -k expression {expression!r}: it is empty")
-    parser = _Parser(expression, tokens)
-    matcher = parser.parse_or()
-    if parser.peek() is not None:
-        raise parser.fail(f"unexpected {parser.peek()!r}")
-    return matcher
+    program = _postfix(expression, tokens)
+
+    def matches(text: str) -> bool:
+        stack: list[bool] = []
+        for item in program:
+            if item == "not":
+                stack[-1] = not stack[-1]
+            elif item == "and":
+                right = stack.pop()
+                stack[-1] = stack[-1] and right
+            elif item == "or":
+                right = stack.pop()
+                stack[-1] = stack[-1] or right
+            else:
+                stack.append(item[2:] in text)
+        return stack[0]
+
+    return matches
 
 
 def filter_cases(cases: Sequence[Case], expression: str | None) -> list[Case]:

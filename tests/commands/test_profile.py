@@ -79,3 +79,26 @@ def test_random_inputs_are_seeded_and_bound_token_ids_by_the_embedding():
     float_ids = program([("ids", t("fp32", 1, 5))], [*ops[:2], *cast_ops, gather], ["e"]).main
     got = random_inputs(SimpleNamespace(function=float_ids, input_specs=(TensorSpec("ids", (1, 400), np.dtype(np.float32)),)))
     assert got["ids"].dtype == np.float32 and (got["ids"] == np.round(got["ids"])).all() and got["ids"].max() < 37
+
+
+def test_profile_refuses_inputs_over_the_memory_budget(tmp_path, capsys) -> None:
+    # a terabyte input declared by a few bytes of model.mil: refused before anything is allocated
+    folder = tmp_path / "huge.mlmodelc"
+    folder.mkdir()
+    (folder / "model.mil").write_text(
+        "program(1.0)\n{\n    func main<ios17>(tensor<fp32, [1000000, 1000000]> x) {\n"
+        '        tensor<fp32, [1000000, 1000000]> y = relu(x = x)[name = string("y")];\n    } -> (y);\n}\n'
+    )
+    assert main(["profile", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench: error: ") and "\n" not in err
+    assert "huge.mlmodelc: input 'x' of shape [1000000, 1000000] needs 10.9 TiB, over the memory budget" in err  # 8 + 4 bytes an element
+
+
+def test_profile_refuses_a_model_reading_weights_out_of_its_folder(model_dir, capsys) -> None:
+    mil = model_dir / "model.mil"
+    mil.write_text(mil.read_text().replace("@model_path/weights/weight.bin", "@model_path/../../../../etc/passwd"))
+    assert main(["profile", str(model_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench: error: ") and "\n" not in err
+    assert "model.mil:4: op 'w' (const): BLOBFILE path '@model_path/../../../../etc/passwd'" in err and "does not stay inside" in err

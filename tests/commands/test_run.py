@@ -118,7 +118,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     [
         (None, ["-s", "nope"], "unknown suite 'nope'; known suites: attention, ci, fake"),
         ("[matrix]\nmodel = ['m']\nbogus = [1]\n", ["-s", "bad"], "bad.toml: unknown key matrix.bogus"),
-        ("[defaults]\nsteps = 'x'\n[matrix]\nmodel = ['m']\n", ["-s", "bad"], "bad.toml: defaults.steps must be a positive integer, got 'x'"),
+        ("[defaults]\nsteps = 'x'\n[matrix]\nmodel = ['m']\n", ["-s", "bad"], "bad.toml: defaults.steps must be an integer in [1, 1000], got 'x'"),
         ("[matrix]\nmodel = []\n", ["-s", "bad"], "bad.toml: matrix.model is empty"),
         ("[suite]\nname = 'bad'\n", ["-s", "bad"], "bad.toml: [matrix] is empty"),
         (None, ["-s", "fake", "-k", "ok and"], "bad -k expression 'ok and'"),

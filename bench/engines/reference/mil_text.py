@@ -18,12 +18,20 @@ follows real compiled files:
 read. Literals are `type(payload)` with nested lists, `true` / `false`, decimal or C hex floats
 (`-0x1.388p+13`), `inf` / `nan`, and `BLOBFILE(path = ..., offset = ...)` into a weight file.
 Every syntax error is a `ModelFormatError` naming the file, the line and what was expected.
+
+Hostile text is bounded before the work it would cause (values in `bench.limits`): a line longer
+than `MIL_MAX_LINE_CHARS`, a statement (text between `;`, `{` and `}`) longer than
+`MIL_MAX_STATEMENT_CHARS`, more tokens than the memory budget holds, an inline literal of more than
+`MIL_MAX_LITERAL_ELEMENTS` elements, nesting deeper than `MIL_MAX_NESTING`, a dimension above
+2^62 and a constant whose shape needs more bytes than the memory budget are refused, naming the line
+(and the op, once its statement is reached). `parse_file` reads a file line by line, so a huge
+file is refused without being read whole.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +50,17 @@ from bench.engines.reference.graph import (
     default_mil_dtype,
 )
 from bench.errors import ModelFormatError
+from bench.limits import (
+    MAX_DIMENSION,
+    MIL_MAX_LINE_CHARS,
+    MIL_MAX_LITERAL_ELEMENTS,
+    MIL_MAX_NESTING,
+    MIL_MAX_STATEMENT_CHARS,
+    MIL_TOKEN_BYTES,
+    check_tensor,
+    human_bytes,
+    memory_budget,
+)
 
 #: Reads a blob: (path as written, offset, MIL dtype, shape) -> value.
 BlobReader = Callable[[str, int, str, tuple[int, ...]], np.ndarray]
@@ -99,22 +118,49 @@ class _Token:
 
 def tokenize(text: str, source: str = "<model.mil>") -> list[_Token]:
     """Split MIL text into tokens, each with its kind and line number."""
-    texts, lines = _split(text)
+    texts, lines = _split(text.split("\n"), source)
     return [_Token(_kind(t), t, line) for t, line in zip(texts, lines)]
 
 
-def _split(text: str) -> tuple[list[str], list[int]]:
-    """Token texts and their line numbers; the last token is "" (end of file)."""
+def _split(text_lines: Iterable[str], source: str) -> tuple[list[str], list[int]]:
+    """Token texts and their line numbers; the last token is "" (end of file).
+
+    Refuses, before tokenizing them, a line over `MIL_MAX_LINE_CHARS`, a statement over
+    `MIL_MAX_STATEMENT_CHARS` and more tokens than the memory budget holds.
+    """
     # One C-level findall per line keeps tokenizing cheap on multi-megabyte files.
     texts: list[str] = []
     lines: list[int] = []
     findall = _TOKEN.findall
+    max_tokens = memory_budget() // MIL_TOKEN_BYTES
+    statement_chars, statement_line = 0, 1
     number = 0
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(text_lines, 1):
+        if len(line) > MIL_MAX_LINE_CHARS:
+            raise ModelFormatError(
+                f"{source}:{number}: line is longer than {MIL_MAX_LINE_CHARS} characters (the limit for model.mil)"
+            )
+        # A statement ends at ';', '{' or '}'; characters after the last one start the next.
+        end = max(line.rfind(";"), line.rfind("{"), line.rfind("}"))
+        if end >= 0:
+            rest = line[end + 1 :]
+            statement_chars, statement_line = len(rest), number if rest.strip() else number + 1
+        else:
+            statement_chars += len(line)
+            if statement_chars > MIL_MAX_STATEMENT_CHARS:
+                raise ModelFormatError(
+                    f"{source}:{statement_line}: statement is longer than {MIL_MAX_STATEMENT_CHARS} characters "
+                    "(the limit for one op or literal in model.mil)"
+                )
         found = [t for t in findall(line) if t]
         if found:
             texts.extend(found)
             lines.extend([number] * len(found))
+            if len(texts) > max_tokens:
+                raise ModelFormatError(
+                    f"{source}:{number}: more than {max_tokens} tokens would exceed the memory budget of "
+                    f"{human_bytes(memory_budget())} (about {MIL_TOKEN_BYTES} bytes each)"
+                )
     texts.append("")
     lines.append(max(number, 1))
     return texts, lines
@@ -122,16 +168,51 @@ def _split(text: str) -> tuple[list[str], list[int]]:
 
 def parse_program(text: str, source: str | Path = "<model.mil>", read_blob: BlobReader | None = None) -> Program:
     """Parse model.mil text into a `Program`; `read_blob` resolves `BLOBFILE(...)` literals."""
-    return _Parser(text, str(source), read_blob).program()
+    return _Parser(text.split("\n"), str(source), read_blob).program()
+
+
+def parse_file(path: str | Path, read_blob: BlobReader | None = None) -> Program:
+    """Parse a model.mil file, reading it line by line (a line is never read past its limit)."""
+    return _Parser(_file_lines(Path(path)), str(path), read_blob).program()
+
+
+def _file_lines(path: Path) -> Iterator[str]:
+    number, offset = 0, 0
+    try:
+        with open(path, "rb") as handle:
+            while True:
+                number += 1
+                raw = handle.readline(4 * MIL_MAX_LINE_CHARS + 8)  # UTF-8: at most 4 bytes a character
+                if not raw:
+                    return
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    if len(raw) > 4 * MIL_MAX_LINE_CHARS:  # cut inside a character: too long anyway
+                        line = raw[: error.start].decode("utf-8") + "…" * (MIL_MAX_LINE_CHARS + 1)
+                    else:
+                        raise ModelFormatError(
+                            f"{path}:{number}: not UTF-8 text at byte {offset + error.start}"
+                        ) from None
+                offset += len(raw)
+                yield line[:-1] if line.endswith("\n") else line
+    except OSError as error:
+        raise ModelFormatError(f"{path}: cannot read ({error.strerror})") from None
 
 
 class _Parser:
-    def __init__(self, text: str, source: str, read_blob: BlobReader | None):
+    def __init__(self, text_lines: Iterable[str], source: str, read_blob: BlobReader | None):
         self.source = source
-        self.texts, self.lines = _split(text)
+        self.texts, self.lines = _split(text_lines, source)
         self.last = len(self.texts) - 1
+        # One more end-of-file token, so a one-token lookahead at the end never runs off the list.
+        self.texts.append("")
+        self.lines.append(self.lines[-1])
         self.pos = 0
         self.read_blob = read_blob
+        self.depth = 0  # nesting of types and literals being parsed
+        self.elements = 0  # elements of the inline literal being parsed
+        self.op = ""  # "op 'name' (type)" of the statement being parsed, for error messages
 
     # -- token helpers -------------------------------------------------------------------------
     def token(self, index: int) -> _Token:
@@ -172,6 +253,19 @@ class _Parser:
         if self.texts[self.pos] != text:
             raise self.error(what or repr(text))
         self.pos += 1
+
+    def enter(self) -> None:
+        """One level deeper into a type or literal; refused past `MIL_MAX_NESTING`."""
+        self.depth += 1
+        if self.depth > MIL_MAX_NESTING:
+            raise ModelFormatError(
+                f"{self.source}:{self.lines[self.pos]}: {self.op + ': ' if self.op else ''}nesting deeper than "
+                f"{MIL_MAX_NESTING} levels"
+            )
+
+    def where(self, line: int) -> str:
+        """`file:line: op 'x' (type)` prefix of an error inside the current statement."""
+        return f"{self.source}:{line}: {self.op}" if self.op else f"{self.source}:{line}"
 
     def name(self, what: str = "a name") -> str:
         text = self.texts[self.pos]
@@ -256,6 +350,7 @@ class _Parser:
             outputs.append(Value(self.name("the name of the op's output"), vtype))
         self.expect("=", "'=' after the op's output")
         op_type = self.name("an op type")
+        self.op = f"op {outputs[0].name!r} ({op_type})"
         self.expect("(", f"'(' after op type {op_type!r}")
         inputs: dict[str, Binding] = {}
         literal_dtypes: dict[str, str] = {}
@@ -288,6 +383,7 @@ class _Parser:
             raise ModelFormatError(f"{self.source}:{start.line}: const {name!r} has no 'val' attribute")
         for value in outputs:
             defined.add(value.name)
+        self.op = ""
         return Operation(op_type, name, inputs, tuple(outputs), attributes, literal_dtypes)
 
     def argument(self, defined: set[str], literal_dtypes: dict[str, str], key: str) -> Arg:
@@ -310,6 +406,8 @@ class _Parser:
             self.expect("=", f"'=' after attribute {key!r}")
             value, dtype = self.typed_literal()
             attributes[key] = value
+            if key == "name" and isinstance(value, str) and self.op:
+                self.op = f"op {value!r} ({self.op.rsplit('(', 1)[-1]}"
             if (
                 literal_dtypes is not None
                 and key not in ("name", "val")
@@ -330,6 +428,12 @@ class _Parser:
         return vtype
 
     def type_expr(self) -> Any:
+        self.enter()
+        vtype = self._type_expr()
+        self.depth -= 1  # not restored on errors: they end the parse
+        return vtype
+
+    def _type_expr(self) -> Any:
         line = self.lines[self.pos]
         word = self.name("a type")
         if word == "tensor":
@@ -341,7 +445,9 @@ class _Parser:
             texts = self.texts
             while texts[self.pos] != "]":
                 dim = texts[self.pos]
-                if dim.isdigit():
+                if dim.isascii() and dim.isdigit():  # not str.isdigit alone: "²" is a digit to it
+                    if len(dim) > 19 or int(dim) > MAX_DIMENSION:
+                        raise ModelFormatError(f"{self.where(self.lines[self.pos])}: dimension {dim[:40]} is above 2^62")
                     dims.append(int(dim))
                 elif dim == "?" or _kind(dim) == _NAME:
                     dims.append(None)
@@ -380,6 +486,14 @@ class _Parser:
 
     def typed_literal(self) -> tuple[Any, str]:
         """(value, MIL dtype) of `type(payload)`."""
+        if self.depth == 0:
+            self.elements = 0
+        self.enter()
+        literal = self._typed_literal()
+        self.depth -= 1  # not restored on errors: they end the parse
+        return literal
+
+    def _typed_literal(self) -> tuple[Any, str]:
         start = self.peek()
         vtype = self.type_expr()
         self.expect("(", "'(' opening the literal")
@@ -414,12 +528,26 @@ class _Parser:
                     return " ".join(parts)
             parts.append(token.text)
 
+    def number(self, text: str) -> int | float:
+        try:
+            return _number(text)
+        except (ValueError, OverflowError) as error:
+            raise ModelFormatError(f"{self.where(self.lines[self.pos])}: bad number {text[:40]!r} ({error})") from None
+
+    def count_elements(self, count: int) -> None:
+        self.elements += count
+        if self.elements > MIL_MAX_LITERAL_ELEMENTS:
+            raise ModelFormatError(
+                f"{self.where(self.lines[self.pos])}: inline literal has more than {MIL_MAX_LITERAL_ELEMENTS} "
+                "elements (the limit; large constants belong in weight.bin)"
+            )
+
     def raw_payload(self) -> Any:
         text = self.texts[self.pos]
         kind = _kind(text)
         if kind == _NUMBER:
             self.pos += 1
-            return _number(text)
+            return self.number(text)
         if kind == _STRING:
             self.pos += 1
             return _unquote(text)
@@ -431,18 +559,26 @@ class _Parser:
         if text == "[" or text == "{":
             close = "]" if text == "[" else "}"
             self.pos += 1
+            self.enter()
             items = []
             texts = self.texts
-            while texts[self.pos] != close:
-                item = texts[self.pos]
-                if texts[self.pos + 1] in (",", close) and _kind(item) == _NUMBER:
-                    items.append(_number(item))  # fast path: a plain number
-                    self.pos += 1
-                else:
-                    items.append(self.raw_payload())
-                if not self.accept(","):
-                    break
+            try:
+                while texts[self.pos] != close:
+                    item = texts[self.pos]
+                    if texts[self.pos + 1] in (",", close) and _kind(item) == _NUMBER:
+                        items.append(_number(item))  # fast path: a plain number
+                        self.pos += 1
+                    else:
+                        items.append(self.raw_payload())
+                    if not self.accept(","):
+                        break
+            except (ValueError, OverflowError) as error:
+                raise ModelFormatError(
+                    f"{self.where(self.lines[self.pos])}: bad number {texts[self.pos][:40]!r} ({error})"
+                ) from None
+            self.count_elements(len(items))
             self.expect(close, f"',' or '{close}' in a list literal")
+            self.depth -= 1
             return items if close == "]" else tuple(items)
         raise self.error("a literal value")
 
@@ -463,10 +599,14 @@ class _Parser:
             raise ModelFormatError(f"{self.source}:{start.line}: a BLOBFILE constant needs a known shape")
         if self.read_blob is None:
             raise ModelFormatError(f"{self.source}:{start.line}: BLOBFILE literal but no weight folder to read it from")
+        path, offset = fields["path"], np.asarray(fields["offset"])
+        if not isinstance(path, str) or offset.shape != () or offset.dtype.kind not in "iu":
+            raise ModelFormatError(f"{self.where(start.line)}: BLOBFILE needs a string path and an integer offset")
+        check_tensor(vtype.shape, _bits(vtype.dtype), self.where(start.line), ModelFormatError)
         try:
-            return self.read_blob(str(fields["path"]), int(fields["offset"]), vtype.dtype, tuple(vtype.shape))
+            return self.read_blob(path, int(offset), vtype.dtype, tuple(vtype.shape))
         except ModelFormatError as error:
-            raise ModelFormatError(f"{self.source}:{start.line}: {error}") from None
+            raise ModelFormatError(f"{self.where(start.line)}: {error}") from None
 
     def to_value(self, vtype: TensorType, payload: Any, start: _Token) -> Any:
         dtype, shape = vtype.dtype, vtype.shape
@@ -475,7 +615,14 @@ class _Parser:
                 if not isinstance(payload, str):
                     raise ModelFormatError(f"{self.source}:{start.line}: expected a string literal, found {payload!r}")
                 return payload
-            return np.array(payload, dtype=object).reshape(shape)
+            try:
+                if any(d is None for d in shape):
+                    raise ValueError("unknown dimensions in a literal's type")
+                return np.array(payload, dtype=object).reshape(shape)
+            except (ValueError, TypeError) as error:
+                raise ModelFormatError(
+                    f"{self.where(start.line)}: literal does not fit type string{list(shape)} ({error})"
+                ) from None
         np_dtype = MIL_DTYPES.get(dtype)
         if np_dtype is None:
             raise ModelFormatError(f"{self.source}:{start.line}: literals of type {dtype} are not supported")
@@ -489,7 +636,7 @@ class _Parser:
             return array.reshape(shape)
         except (ValueError, TypeError, OverflowError) as error:
             raise ModelFormatError(
-                f"{self.source}:{start.line}: literal does not fit type {dtype}{list(shape)} ({error})"
+                f"{self.where(start.line)}: literal does not fit type {dtype}{list(shape)} ({error})"
             ) from None
 
     @staticmethod
@@ -499,6 +646,12 @@ class _Parser:
         if kind == "dict" and isinstance(payload, tuple):
             return {entry[0]: entry[1] for entry in payload if isinstance(entry, tuple) and len(entry) == 2}
         return payload
+
+
+def _bits(dtype: str) -> int:
+    """Bits per element of MIL `dtype` as the engine holds it (sub-byte types unpacked to bytes)."""
+    np_dtype = MIL_DTYPES.get(dtype)
+    return 8 * np_dtype.itemsize if np_dtype is not None and np_dtype != np.dtype(object) else 64
 
 
 def _number(text: str) -> int | float:

@@ -15,38 +15,41 @@ from pathlib import Path
 import numpy as np
 
 from bench.engines.reference.graph import Program
-from bench.engines.reference.mil_text import parse_program
+from bench.engines.reference.mil_text import parse_file
 from bench.engines.reference.mil_writer import write_mil_text
 from bench.engines.reference.weights import WeightFile, WeightWriter
 from bench.errors import ModelFormatError
+from bench.limits import MIL_MAX_FILE_BYTES, MODEL_JSON_MAX_BYTES, check_file_size
+from bench.safe_paths import path_inside
 
 MODEL_PATH_PREFIX = "@model_path/"
 
 
 def read_mlmodelc(path: str | Path) -> Program:
-    """Read a compiled `.mlmodelc` folder into a `Program`."""
+    """Read a compiled `.mlmodelc` folder into a `Program`.
+
+    `model.mil` may be at most `MIL_MAX_FILE_BYTES`; every `BLOBFILE` path must stay inside the
+    folder (`@model_path/../..` is refused), and `mil_text` bounds the rest.
+    """
     root = Path(path)
     mil_path = root / "model.mil"
     if not root.is_dir():
         raise ModelFormatError(f"{root}: not a folder; expected an .mlmodelc folder")
     if not mil_path.is_file():
         raise ModelFormatError(f"{root}: model.mil is missing; expected a compiled ML Program (.mlmodelc)")
-    try:
-        text = mil_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ModelFormatError(f"{mil_path}: not UTF-8 text at byte {error.start}") from None
+    check_file_size(mil_path.stat().st_size, MIL_MAX_FILE_BYTES, str(mil_path), ModelFormatError)
     files: dict[Path, WeightFile] = {}
 
     def read_blob(file: str, offset: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
         if not file.startswith(MODEL_PATH_PREFIX):
             raise ModelFormatError(f"BLOBFILE path {file!r} does not start with {MODEL_PATH_PREFIX!r}")
-        blob_path = root / file[len(MODEL_PATH_PREFIX) :]
+        blob_path = path_inside(root, file[len(MODEL_PATH_PREFIX) :], f"BLOBFILE path {file!r}")
         weight_file = files.get(blob_path)
         if weight_file is None:
             weight_file = files[blob_path] = WeightFile(blob_path)
         return weight_file.read(offset, dtype, shape)
 
-    program = parse_program(text, mil_path, read_blob)
+    program = parse_file(mil_path, read_blob)
     program.metadata.update(_read_metadata(root / "metadata.json"))
     return program
 
@@ -54,6 +57,7 @@ def read_mlmodelc(path: str | Path) -> Program:
 def _read_metadata(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
+    check_file_size(path.stat().st_size, MODEL_JSON_MAX_BYTES, str(path), ModelFormatError)
     try:
         data = json.loads(path.read_text())
         entry = data[0] if isinstance(data, list) else data
@@ -61,7 +65,7 @@ def _read_metadata(path: Path) -> dict[str, str]:
         if "specificationVersion" in entry:
             metadata["specificationVersion"] = str(entry["specificationVersion"])
         return metadata
-    except (ValueError, AttributeError, IndexError, KeyError, TypeError) as error:
+    except (ValueError, AttributeError, IndexError, KeyError, TypeError, RecursionError) as error:
         raise ModelFormatError(f"{path}: corrupt metadata.json ({error})") from None
 
 

@@ -29,6 +29,8 @@ from bench.engines.reference.graph import (
     deployment_target,
 )
 from bench.errors import ModelFormatError, UnsupportedOpError
+from bench.limits import MODEL_JSON_MAX_BYTES, SPEC_MAX_BYTES, check_allocation, check_file_size, check_tensor
+from bench.safe_paths import path_inside
 
 #: Parameters that always take a tuple of values, even when the file binds just one.
 VARIADIC_PARAMS: frozenset[tuple[str, str]] = frozenset(
@@ -66,27 +68,41 @@ def _dtype_names() -> dict[int, str]:
 
 
 def package_paths(path: str | Path) -> tuple[Path, Path]:
-    """(spec file, weights folder) of an `.mlpackage`, found through its Manifest.json."""
+    """(spec file, weights folder) of an `.mlpackage`, found through its Manifest.json.
+
+    The spec path the manifest names must stay inside the package's `Data` folder.
+    """
     root = Path(path)
     manifest_path = root / "Manifest.json"
     if not root.is_dir():
         raise ModelFormatError(f"{root}: not a folder; expected an .mlpackage folder")
     if not manifest_path.is_file():
         raise ModelFormatError(f"{root}: Manifest.json is missing; expected an .mlpackage folder")
+    check_file_size(manifest_path.stat().st_size, MODEL_JSON_MAX_BYTES, str(manifest_path), ModelFormatError)
     try:
         manifest = json.loads(manifest_path.read_text())
         entries = manifest["itemInfoEntries"]
         root_id = manifest["rootModelIdentifier"]
         spec_rel = entries[root_id]["path"]
-    except (ValueError, KeyError, TypeError) as error:
+        if not isinstance(spec_rel, str):
+            raise TypeError(f"the root model's path is {spec_rel!r}, not a string")
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
         raise ModelFormatError(
             f"{manifest_path}: corrupt manifest ({type(error).__name__}: {error}); expected JSON with "
             "'itemInfoEntries' and 'rootModelIdentifier'"
         ) from None
-    spec_path = root / "Data" / spec_rel
-    if not spec_path.is_file():
+    spec_path = path_inside(root / "Data", spec_rel, f"{manifest_path}: root model path")
+    if not _is_file(spec_path):
         raise ModelFormatError(f"{manifest_path}: root model {spec_rel!r} does not exist in {root / 'Data'}")
     return spec_path, spec_path.parent / "weights"
+
+
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, False also for names the OS refuses (too long, bad bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def read_spec(path: str | Path) -> Any:
@@ -94,6 +110,9 @@ def read_spec(path: str | Path) -> Any:
     _, Model_pb2 = proto_modules()
     spec_path, _ = package_paths(path)
     spec = Model_pb2.Model()
+    size = spec_path.stat().st_size
+    check_file_size(size, SPEC_MAX_BYTES, str(spec_path), ModelFormatError)
+    check_allocation(size, f"{spec_path}: reading the spec", ModelFormatError)
     try:
         spec.ParseFromString(spec_path.read_bytes())
     except Exception as error:  # noqa: BLE001  (protobuf raises DecodeError or RuntimeError on corrupt bytes)
@@ -232,6 +251,9 @@ class _SpecReader:
         dtype, shape = vtype.dtype, vtype.shape
         if any(d is None for d in shape):
             raise ModelFormatError(f"{self.source}: {where} is a constant of unknown shape {shape}")
+        np_dtype = MIL_DTYPES.get(dtype)
+        bits = 8 * np_dtype.itemsize if np_dtype is not None and np_dtype != np.dtype(object) else 64
+        check_tensor(shape, bits, f"{self.source}: {where}", ModelFormatError)
         kind = spec.WhichOneof("value")
         if kind == "blobFileValue":
             return self.blob(spec.blobFileValue, dtype, shape, where), dtype
@@ -255,8 +277,8 @@ class _SpecReader:
 
     def blob(self, spec: Any, dtype: str, shape: tuple[int, ...], where: str) -> np.ndarray:
         file_name = spec.fileName.replace("@model_path/weights/", "").replace("@model_path/", "")
-        path = self.weights_dir / Path(file_name).name
         try:
+            path = path_inside(self.weights_dir, Path(file_name).name, f"weight file {spec.fileName!r}")
             weight_file = self.files.get(str(path))
             if weight_file is None:
                 weight_file = self.files[str(path)] = weight_files.WeightFile(path)

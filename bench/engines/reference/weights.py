@@ -11,12 +11,14 @@ data sits 64-byte aligned. Sub-byte types (`uint1/2/3/4/6`, `int4`) are packed L
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 
 import numpy as np
 
 from bench.errors import ModelFormatError
+from bench.limits import check_allocation, shape_elements
 
 BLOB_MARKER = 0xDEADBEEF
 FILE_VERSION = 2
@@ -106,7 +108,7 @@ def float32_to_bf16(values: np.ndarray) -> np.ndarray:
 
 def decode(raw: bytes | np.ndarray, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     """Decode the raw bytes of one value of MIL `dtype` and `shape` into its numpy form."""
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # exact: a wrapped-around int64 product could match a short buffer
     buffer = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) else raw.view(np.uint8)
     if dtype in SUB_BYTE_BITS:
         values = unpack_bits(buffer, SUB_BYTE_BITS[dtype], count, signed=dtype == "int4")
@@ -135,7 +137,8 @@ class WeightFile:
     Values stored in their own numpy dtype (fp16, fp32, int8, ...) are returned as read-only
     views of the mapping, as Core ML maps its weights: they cost page cache, not private memory,
     and nothing can write into them. Sub-byte and bf16 values are unpacked into new arrays.
-    Every problem (missing file, bad header, bad marker, wrong dtype, truncated data) is a
+    Every problem (missing file, a header of another version or claiming more blobs than the file
+    can hold, bad marker, wrong dtype, truncated data, a decoded size over the memory budget) is a
     `ModelFormatError` naming the file and the offset.
     """
 
@@ -154,6 +157,17 @@ class WeightFile:
                 f"expected at least the {HEADER_SIZE}-byte header)"
             )
         self.count, self.version = _HEADER.unpack_from(self._data, 0)
+        if self.version != FILE_VERSION:
+            raise ModelFormatError(
+                f"{self.path}: weight file version {self.version}; only version {FILE_VERSION} "
+                "(Core ML's blob storage format since iOS 15) is supported"
+            )
+        most = (self._data.size - HEADER_SIZE) // RECORD_SIZE
+        if self.count > most:
+            raise ModelFormatError(
+                f"{self.path}: header claims {self.count} blobs, but {self._data.size} bytes hold at most "
+                f"{most} (each needs a {RECORD_SIZE}-byte record)"
+            )
 
     @property
     def size(self) -> int:
@@ -182,12 +196,14 @@ class WeightFile:
         where = f"{self.path}: blob at offset {offset}"
         if stored != dtype:
             raise ModelFormatError(f"{where} holds {stored}, but the program declares {dtype}")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = shape_elements(shape, where, ModelFormatError)  # exact: no int64 wrap-around
         needed = packed_size(dtype, count)
         if size < needed:
             raise ModelFormatError(
                 f"{where} holds {size} bytes, expected {needed} for {dtype}{list(shape)}"
             )
+        if dtype in SUB_BYTE_BITS or dtype == "bf16":  # decoded into new memory (unpacking peaks at 3 bytes a bit)
+            check_allocation(count * max(3 * SUB_BYTE_BITS.get(dtype, 0), 4), f"{where}: decoding {dtype}{list(shape)}", ModelFormatError)
         raw = self._data[data_offset : data_offset + needed]
         return decode(raw, dtype, shape)
 

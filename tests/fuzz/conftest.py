@@ -1,0 +1,1 @@
+"""Fuzz tests: bounded hypothesis runs over the readers of model files, suites and `-k` (see fuzzing.py)."""
