@@ -152,13 +152,18 @@ def min_p_value(n_a: int, n_b: int) -> float:
 def enough_for_significance(n_a: int, n_b: int, alpha: float = SIGNIFICANCE_ALPHA) -> bool:
     """asv's rule: test only when the samples are large enough that the test could reject at
     `alpha` (`min_p_value < alpha`); otherwise significance cannot be decided. At asv's alpha of
-    0.002 that takes 6 + 6 samples (or 5 + 8, 4 + 11, ...)."""
+    0.002 that takes 6 + 6 samples (or 5 + 7, 4 + 9, 3 + 13)."""
     return min_p_value(n_a, n_b) < alpha
 
 
-def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided Mann-Whitney U p-value of samples `a` and `b` (scipy; exact for small tie-free
-    samples, the normal approximation otherwise). Non-finite values are not samples."""
+def mann_whitney_p(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> float:
+    """Mann-Whitney U p-value of `b` against `a` (scipy; exact for small tie-free samples, the normal
+    approximation otherwise). `alternative="greater"` asks whether `b` tends to be larger than `a`.
+    Non-finite values are not samples.
+
+    One-sided, the smallest reachable p is exactly asv's bound `min_p_value`; two-sided it is twice
+    that, so at n_a + n_b where the bound is just under alpha a two-sided test could never reject.
+    """
     from scipy.stats import mannwhitneyu
 
     x, y = _finite(a), _finite(b)
@@ -166,7 +171,7 @@ def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
     if np.all(x == x[0]) and np.all(y == x[0]):
         return 1.0  # identical constant samples: no difference (scipy warns and returns NaN here)
-    return float(mannwhitneyu(y, x, alternative="two-sided").pvalue)
+    return float(mannwhitneyu(y, x, alternative=alternative).pvalue)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
     result = compare_results(load_side("results/base-*"), load_side("results/cand"))
 
 A change is a regression only if the ratio of medians (candidate / baseline) exceeds the threshold
-of its stage group and metric AND a two-sided Mann-Whitney U test calls it significant at asv's
-level (p < 0.002). Whether the samples are large enough for the test to decide is asv's rule
-(`bench.measure.stats.enough_for_significance`): when they are not, the comparison says
+of its stage group and metric AND a Mann-Whitney U test calls it significant at asv's level
+(p < 0.002). The test is one-sided, in the direction of the change (is the candidate slower? is it
+faster?). Whether the samples are large enough for the test to decide is asv's rule
+(`bench.measure.stats.enough_for_significance`: 1 / C(n_a + n_b, min(n_a, n_b)) < alpha, which is
+exactly the smallest p this one-sided test can reach); when they are not, the comparison says
 "too few samples" instead of guessing. Samples are the raw span values: one per measured repeat
 (per step for per-step stages, per run for cold loads), pooled over every run of a side, so a
 glob of several nights on each side gives the test enough samples for the cold-load stages too.
@@ -377,10 +379,11 @@ def _compare_one(
     threshold = thresholds.for_(group, metric)
     decidable = enough_for_significance(len(base), len(cand), alpha)
     interval = median_ratio_interval(base, cand, confidence=confidence, resamples=resamples, seed=seed)
-    p_value = mann_whitney_p(base, cand) if decidable else None
+    ratio = interval.ratio
+    direction = "greater" if ratio > 1.0 else "less"  # the question a gate asks: slower (or faster)?
+    p_value = mann_whitney_p(base, cand, direction) if decidable and math.isfinite(ratio) else None
     verdict: Verdict
     note = ""
-    ratio = interval.ratio
     if blocked:
         verdict, note = blocked
     elif not base or not cand:
@@ -451,7 +454,7 @@ def markdown_summary(result: CompareResult) -> str:
     lines.append(" · ".join(f"{name.replace('_', ' ')}: {n}" for name, n in sorted(counts.items())))
     lines.append("")
     lines.append(
-        f"A regression is a ratio of medians (candidate / baseline) above its threshold with a Mann-Whitney U "
+        f"A regression is a ratio of medians (candidate / baseline) above its threshold with a one-sided Mann-Whitney U "
         f"p < {result.alpha:g}; intervals are {result.resamples}-resample bootstrap intervals of the ratio."
     )
     if regressions:
