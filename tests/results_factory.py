@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bench.store import COLUMNS, MANIFEST_FILE, RESULTS_FILE, SCHEMA_VERSION, ResultsWriter
 
@@ -109,12 +110,13 @@ def million_row_csv(rows: int, *, cases: int = 200, runs: int = 10, repeats: int
     closing row."""
     rng = np.random.default_rng(seed)
     template = _case_template(repeats, steps)
-    per_run = cases * len(template)
+    per_case = template["stage"].size
+    per_run = cases * per_case
     runs = max(1, round(rows / per_run))
     texts: dict[str, str] = {}
     for run in range(runs):
         run_id = run_id_at(run)
-        case_index = np.repeat(np.arange(cases), len(template))
+        case_index = np.repeat(np.arange(cases), per_case)
         tiled = {key: np.tile(column, cases) for key, column in template.items()}
         values = tiled["base"] * (1.0 + 0.02 * rng.standard_normal(case_index.size))
         columns: dict[str, np.ndarray] = {
@@ -142,7 +144,7 @@ def million_row_csv(rows: int, *, cases: int = 200, runs: int = 10, repeats: int
             "stage": tiled["stage"],
             "step": tiled["step"],
             "metric": tiled["metric"],
-            "value": np.char.mod("%.9g", values),
+            "value": values.astype(str),
             "unit": tiled["unit"],
             "status": np.full(case_index.size, "ok"),
             "error": np.full(case_index.size, ""),
@@ -152,10 +154,8 @@ def million_row_csv(rows: int, *, cases: int = 200, runs: int = 10, repeats: int
             "host": np.full(case_index.size, "ci-mac"),
             "timestamp": np.full(case_index.size, _started(run_id)),
         }
-        lines = columns[COLUMNS[0]].astype(object)
-        for name in COLUMNS[1:]:
-            lines = lines + "," + columns[name].astype(object)
-        texts[run_id] = ",".join(COLUMNS) + "\n" + "\n".join(lines.tolist()) + "\n"
+        frame = pd.DataFrame({name: columns.get(name, "") for name in COLUMNS})  # columns a newer schema adds: empty
+        texts[run_id] = frame.to_csv(index=False, lineterminator="\n")
     return texts
 
 

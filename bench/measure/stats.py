@@ -84,8 +84,9 @@ def _describe_sorted(array: np.ndarray) -> SampleStats:
 def describe_groups(frame: pd.DataFrame, by: Sequence[str], value: str = "value") -> pd.DataFrame:
     """`describe` of `frame[value]` per group of `by`, one row per group (groups in first-seen order).
 
-    One sort of the whole frame, then each group is a contiguous slice: the same arithmetic as
-    `describe` (so figures agree to the last digit) at a cost that stays linear in the rows.
+    One sort of the whole frame, then each group is a contiguous slice, and the order statistics of
+    every group are read off at once (`_quantiles_sorted` repeats numpy's linear rule step by step),
+    so figures agree with `describe` to the last digit at a cost that stays linear in the rows.
     """
     import pandas as pd
 
@@ -95,17 +96,58 @@ def describe_groups(frame: pd.DataFrame, by: Sequence[str], value: str = "value"
     codes = frame.groupby(list(by), sort=False, dropna=False, observed=True).ngroup().to_numpy()
     count = int(codes.max()) + 1
     values = frame[value].to_numpy(dtype=np.float64, na_value=np.nan)
-    order = np.lexsort((values, codes))  # by group, then by value (NaN last within a group)
-    sorted_codes, sorted_values = codes[order], values[order]
+    finite = np.isfinite(values)
+    kept_codes, kept_values = codes[finite], values[finite]
+    order = np.lexsort((kept_values, kept_codes))  # by group, then by value
+    sorted_codes, sorted_values = kept_codes[order], kept_values[order]
     bounds = np.searchsorted(sorted_codes, np.arange(count + 1))
-    records = []
-    for group in range(count):
-        sample = sorted_values[bounds[group] : bounds[group + 1]]
-        records.append(_describe_sorted(sample[np.isfinite(sample)]).as_dict())
+    starts, sizes = bounds[:-1], np.diff(bounds)
+    out: dict[str, np.ndarray] = {"n": sizes}
+    present = sizes > 0
+    quantiles = _quantiles_sorted(sorted_values, starts[present], sizes[present])
+    for name, column in zip(QUANTILES, quantiles):
+        out[name] = _spread(column, present)
+    out["mean"] = _spread(
+        np.array([sorted_values[b : b + n].mean() for b, n in zip(starts[present], sizes[present])], dtype=np.float64),
+        present,
+    )  # per slice, as describe() does: numpy's pairwise sum, which no segmented reduction reproduces
+    out["min"] = _spread(sorted_values[starts[present]], present)
+    out["max"] = _spread(sorted_values[starts[present] + sizes[present] - 1], present)
+    out["iqr"] = out["q3"] - out["q1"]
     firsts = np.unique(codes, return_index=True)[1]  # the first row of each group, in group order
     index = frame[list(by)].iloc[firsts].reset_index(drop=True)
-    out = pd.DataFrame.from_records(records, columns=columns)
-    return pd.concat([index, out], axis=1)
+    stats = pd.DataFrame({name: out[name] for name in columns})
+    return pd.concat([index, stats], axis=1)
+
+
+def _spread(present_values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Values of the non-empty groups placed into a column for all groups (NaN for empty ones)."""
+    column = np.full(present.size, np.nan)
+    column[present] = present_values
+    return column
+
+
+def _quantiles_sorted(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
+    """`QUANTILES` of many sorted slices of `values` at once, computed exactly as `np.quantile` does
+    (method "linear": virtual index (n - 1) q, floor, then numpy's `_lerp`, which interpolates from
+    the upper neighbour when the weight is at least 0.5), so results match `describe` bit for bit."""
+    results = []
+    last = starts + sizes - 1
+    for q in QUANTILES.values():
+        virtual = (sizes - 1) * np.float64(q)
+        previous = np.floor(virtual)
+        above = virtual >= sizes - 1
+        gamma = virtual - previous
+        low_index = np.where(above, last, starts + previous.astype(np.intp))
+        high_index = np.where(above, last, low_index + 1)
+        a, b = values[low_index], values[high_index]
+        diff = b - a
+        result = a + diff * gamma
+        upper = gamma >= 0.5
+        result[upper] = (b - diff * (1 - gamma))[upper]
+        result[above] = values[last[above]]
+        results.append(result)
+    return results
 
 
 def step_seconds(latency: pd.DataFrame, by: Sequence[str] = ("run_id", "case_id")) -> pd.DataFrame:

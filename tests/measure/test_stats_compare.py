@@ -112,3 +112,27 @@ def test_one_sided_test_reaches_asvs_bound_exactly() -> None:
     assert mann_whitney_p(base, cand, "greater") == pytest.approx(min_p_value(6, 6))
     assert mann_whitney_p(base, cand) == pytest.approx(2 * min_p_value(6, 6))
     assert mann_whitney_p(cand, base, "less") == pytest.approx(min_p_value(6, 6))
+
+
+def test_describe_groups_matches_describe_bit_for_bit() -> None:
+    import pandas as pd
+
+    from bench.measure.stats import SampleStats, describe_groups
+
+    rng = np.random.default_rng(5)
+    sizes = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 16, 20, 33, 129, 300, 1000]
+    groups, values = [], []
+    for g, size in enumerate(sizes):
+        groups += [f"g{g}"] * (size + 2)
+        sample = list(rng.lognormal(0.0, 1.0, size)) + [math.nan, math.inf if g % 2 else -math.inf]
+        values += sample
+    order = rng.permutation(len(values))
+    frame = pd.DataFrame({"group": np.array(groups)[order], "other": "x", "value": np.array(values)[order]})
+    frame.loc[frame.index[:3], "value"] = 2.5  # ties
+    table = describe_groups(frame, ["group", "other"])
+    assert table["group"].tolist() == list(dict.fromkeys(frame["group"]))  # first-seen order
+    for record in table.to_dict("records"):
+        expected = describe(frame.loc[frame["group"] == record["group"], "value"]).as_dict()
+        for name in SampleStats.names():
+            got, want = record[name], expected[name]
+            assert (got == want) or (math.isnan(got) and math.isnan(want)), (record["group"], name, got, want)
