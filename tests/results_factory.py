@@ -1,4 +1,4 @@
-"""Synthetic results in the real schema, written through bench.store (ResultsWriter / COLUMNS).
+"""Synthetic results in the real schema, written through bench.store (ResultsWriter, bench.schema.COLUMN_NAMES).
 
 `case_rows` builds the rows one case of one run writes (cold loads, a warm-up, measured repeats
 with per-step unet/scheduler spans, peak memory, the closing row), with every stage's latency scaled
@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.store import COLUMNS, MANIFEST_FILE, RESULTS_FILE, SCHEMA_VERSION, ResultsWriter
+from bench.schema import COLUMN_NAMES, OUTCOME_STAGE, SCHEMA_VERSION
+from bench.store import MANIFEST_FILE, RESULTS_FILE, ResultsWriter
 
 #: Base seconds per span of the synthetic pipeline.
 BASE_SECONDS: dict[str, float] = {
@@ -51,10 +52,10 @@ def case_rows(
 ) -> list[dict[str, Any]]:
     """Rows of one finished case: `scale[stage]` multiplies that stage's latency (1.0 otherwise)."""
     scale = dict(scale or {})
-    base = {"run_id": run_id, "case_id": case_id, "case": f"tiny {case_id} {engine.upper()}", "suite": "synthetic",
+    base = {"schema_version": SCHEMA_VERSION, "run_id": run_id, "case_id": case_id, "case": f"tiny {case_id} {engine.upper()}", "suite": "synthetic",
             "model": "tiny-split-einsum-fp16", "engine": engine, "compute_unit": "REFERENCE", "attention": "SPLIT_EINSUM",
             "quantization": "fp16", "resolution": 512, "steps": steps, "scheduler": "euler", "guidance": 5.0,
-            "batch": 2, "reduce_memory": False, "refiner": False, "seed": 0, "status": status, "device": device,
+            "batch": 2, "reduce_memory": False, "refiner": False, "seed": 0, "status": status, "valid": True, "device": device,
             "chip": chip, "os": "Linux", "host": "ci", "timestamp": "2026-01-01T02:00:00.000Z", **(extra or {})}  # fmt: skip
 
     def seconds(stage: str) -> float:
@@ -77,7 +78,7 @@ def case_rows(
             rows.append({**base, "phase": phase, "repeat": repeat, "stage": "vae_decoder", "metric": "peak_rss",
                          "value": peak, "unit": "bytes"})  # fmt: skip
     rows.append({**base, "stage": "process", "metric": "peak_rss", "value": memory * 1.2, "unit": "bytes"})
-    rows.append({**base, "stage": "case", "metric": "wall_time", "value": 9.0, "unit": "s",
+    rows.append({**base, "stage": OUTCOME_STAGE, "metric": "wall_time", "value": 9.0, "unit": "s",
                  "error": None if status == "ok" else "PipelineError: boom"})  # fmt: skip
     return rows
 
@@ -148,13 +149,14 @@ def million_row_csv(rows: int, *, cases: int = 200, runs: int = 10, repeats: int
             "unit": tiled["unit"],
             "status": np.full(case_index.size, "ok"),
             "error": np.full(case_index.size, ""),
+            "valid": np.full(case_index.size, "true"),
             "device": np.full(case_index.size, "Mac14,9"),
             "chip": np.full(case_index.size, "Apple M2 Pro"),
-            "os": np.full(case_index.size, "macOS 14.5"),
+            "os": np.full(case_index.size, "macOS 14.5" if run % 3 else "macOS 14.6"),  # runs differ, as over months
             "host": np.full(case_index.size, "ci-mac"),
             "timestamp": np.full(case_index.size, _started(run_id)),
         }
-        frame = pd.DataFrame({name: columns.get(name, "") for name in COLUMNS})  # columns a newer schema adds: empty
+        frame = pd.DataFrame({name: columns.get(name, "") for name in COLUMN_NAMES})  # others: empty
         texts[run_id] = frame.to_csv(index=False, lineterminator="\n")
     return texts
 
@@ -175,7 +177,7 @@ def _case_template(repeats: int, steps: int) -> dict[str, np.ndarray]:
         rows += [("measured", r, "vae_decoder", "", "latency", "s", 0.08),
                  ("measured", r, "end_to_end", "", "latency", "s", 2.2),
                  ("measured", r, "vae_decoder", "", "peak_rss", "bytes", 5e8)]  # fmt: skip
-    rows += [("", "", "process", "", "peak_rss", "bytes", 6e8), ("", "", "case", "", "wall_time", "s", 30.0)]
+    rows += [("", "", "process", "", "peak_rss", "bytes", 6e8), ("", "", OUTCOME_STAGE, "", "wall_time", "s", 30.0)]
     names = ("phase", "repeat", "stage", "step", "metric", "unit")
     template = {name: np.array([row[i] for row in rows]) for i, name in enumerate(names)}
     template["base"] = np.array([row[6] for row in rows], dtype=np.float64)

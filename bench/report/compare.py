@@ -31,6 +31,7 @@ from bench.measure.stats import (
     median_ratio_interval,
 )
 from bench.report.summary import format_bytes, format_seconds
+from bench.schema import OUTCOME_STAGE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -265,7 +266,7 @@ def _case_info(results: pd.DataFrame) -> dict[str, _CaseInfo]:
     labels = results.drop_duplicates("case_id")[["case_id", "case"]]
     for case_id, label in zip(labels["case_id"].astype(str), labels["case"].astype("string").fillna("")):
         info[case_id] = _CaseInfo(str(label), set(), [])
-    closing = results[results["stage"].astype("string") == "case"]
+    closing = results[results["stage"].astype("string") == OUTCOME_STAGE]
     for record in closing.to_dict("records"):
         entry = info[str(record["case_id"])]
         entry.statuses.add(str(record["status"]))
@@ -289,7 +290,7 @@ def _samples(results: pd.DataFrame) -> tuple[dict[tuple[str, str, str, str], lis
 
     metric = results["metric"].astype("string")
     phase = results["phase"].astype("string").fillna("")
-    keep = metric.isin(METRICS) & phase.isin(["cold", "measured", ""]) & (results["stage"].astype("string") != "case")
+    keep = metric.isin(METRICS) & phase.isin(["cold", "measured", ""]) & (results["stage"].astype("string") != OUTCOME_STAGE)
     rows = results[keep.fillna(False)]
     values = rows["value"].to_numpy(dtype=np.float64, na_value=np.nan)
     finite = np.isfinite(values)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bench.errors import ResultsError
 from bench.measure.stats import benchmark_stats, describe
 from bench.report.summary import CASE_KEY, IDENTITY_COLUMNS, case_summary, stage_summary
+from bench.schema import OUTCOME_STAGE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +53,7 @@ def pytest_benchmark_json(results: pd.DataFrame, manifest: dict[str, Any]) -> tu
     runs = results["run_id"].dropna().unique()
     if len(runs) != 1:
         raise ResultsError(f"pytest-benchmark export takes one run; these results hold {len(runs)} ({', '.join(map(str, runs[:5]))})")
-    closing = results[results["stage"].astype("string") == "case"]
+    closing = results[results["stage"].astype("string") == OUTCOME_STAGE]
     ok = set(closing.loc[closing["status"].astype("string") == "ok", "case_id"].astype(str))
     case_ids = list(dict.fromkeys(results["case_id"].astype(str)))
     left_out = sum(1 for case_id in case_ids if case_id not in ok)

@@ -32,6 +32,7 @@ import numpy as np
 from bench.errors import ResultsError
 from bench.measure.stats import describe, noise_scale
 from bench.report.summary import stage_summary
+from bench.schema import OUTCOME_STAGE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -141,7 +142,7 @@ def build_series(
     when given: exact names or prefixes ending in `/`), over runs where the case finished ok."""
     import pandas as pd
 
-    closing = results[results["stage"].astype("string") == "case"]
+    closing = results[results["stage"].astype("string") == OUTCOME_STAGE]
     bad = closing["status"].astype("string") != "ok"
     if "valid" in closing and not include_invalid:
         bad |= closing["valid"].astype("boolean").eq(False).fillna(False)

@@ -125,7 +125,7 @@ def test_mixed_devices_and_engines_are_refused(tmp_path: Path) -> None:
 def test_failed_and_invalid_cases_are_not_gated(tmp_path: Path) -> None:
     base, cand = two_runs(tmp_path, {"a": {}, "b": {}}, {"a": {"scale": {"unet": 1.5}}, "b": {"status": "error"}})
     frame = cand.results.copy()
-    closing = frame["stage"].astype("string") == "case"
+    closing = frame["stage"].astype("string") == "outcome"
     frame["valid"] = pd_boolean(closing & (frame["case_id"] == "a"), False)
     frame["invalid_reason"] = frame["valid"].map({False: "thermal throttling"}).astype("string")
     invalid = Side("cand", frame)

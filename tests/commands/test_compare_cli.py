@@ -94,7 +94,7 @@ def test_real_runs_compare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
         '[matrix]\nmodel = ["fake-ok"]\nseed = [0, 1]\n'
     )
     for _ in range(2):
-        assert main(["run", "--suite", "fake", "--no-progress", "--executor", "fake_executor:FakeExecutor"]) == 0
+        assert main(["run", "--suite", "fake", "--no-progress", "--plugin", "fake_executor:PLUGIN"]) == 0
     first, second = sorted((tmp_path / "results").iterdir())
     capsys.readouterr()
     code = main(["compare", str(first), str(second), "--json"])
