@@ -375,6 +375,52 @@ def _drop_bad_rows(frame: pd.DataFrame, file: Path, torn_last: bool) -> pd.DataF
 
 
 def _read_one(file: Path) -> pd.DataFrame:
+    """One file's rows, brought to the current columns (older schema versions too).
+
+    A file with the current columns is parsed straight into its dtypes by pyarrow (labels as
+    categoricals, timestamps as a categorical of their text, parsed once per distinct value by
+    `_apply_dtypes`): at a million rows that is several times faster, and far smaller, than reading
+    every cell as a string first. Older files, and any file the typed parse rejects, take the string
+    path, which converts older versions and names what is wrong.
+    """
+
+    try:
+        header = _read_header(file)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ResultsError(f"cannot read {file}: {error}") from None
+    if set(COLUMN_NAMES) <= set(header):
+        frame = _read_typed(file)
+        if frame is not None:
+            versions = {int(v) for v in frame["schema_version"].dropna().unique()}
+            if versions <= {SCHEMA_VERSION}:
+                return frame[list(COLUMN_NAMES)]
+    return _read_strings(file)
+
+
+def _read_typed(file: Path) -> pd.DataFrame | None:
+    """The file parsed by pyarrow's multi-threaded CSV reader straight into the schema's types, or
+    None if a cell is not of its column's type (the string path then names it)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    arrow_types = {"Int64": pa.int64(), "float64": pa.float64(), "boolean": pa.bool_(), "string": pa.string(),
+                   "category": pa.dictionary(pa.int32(), pa.string())}  # fmt: skip
+    options = pa_csv.ConvertOptions(
+        column_types={name: arrow_types[_READ_DTYPES[name]] for name in COLUMN_NAMES},
+        null_values=[""], strings_can_be_null=True, true_values=["true"], false_values=["false"],
+    )  # fmt: skip
+    try:
+        table = pa_csv.read_csv(file, convert_options=options)
+    except pa.ArrowInvalid:
+        return None
+    except OSError as error:
+        raise ResultsError(f"cannot read {file}: {error}") from None
+    pandas_types = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(), pa.string(): pd.StringDtype()}
+    return table.to_pandas(types_mapper=pandas_types.get)
+
+
+def _read_strings(file: Path) -> pd.DataFrame:
     """One file's rows as strings, brought to the current columns (older schema versions too)."""
     import warnings
 
@@ -418,23 +464,58 @@ def _read_one(file: Path) -> pd.DataFrame:
     return _drop_bad_rows(frame[list(COLUMN_NAMES)], file, torn_last)
 
 
+#: How the typed parse reads each column (timestamps as categories: few distinct values, parsed once).
+_READ_DTYPES: dict[str, str] = {c.name: "category" if c.dtype == "timestamp" else c.dtype for c in COLUMNS}
+
+
 def _apply_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each column as its `bench.schema` dtype says."""
+    """Each column as its `bench.schema` dtype says; columns already of that dtype are kept as they are."""
     import pandas as pd
 
     out = pd.DataFrame(index=frame.index)
     for spec in COLUMNS:
-        raw = frame[spec.name].replace("", None)
+        column = frame[spec.name]
+        if spec.dtype == "timestamp":
+            out[spec.name] = _timestamps(column)
+            continue
+        if _has_dtype(column, spec.dtype):
+            if spec.dtype == "category" and len(column.cat.categories) == 0:
+                column = column.cat.set_categories(pd.Index([], dtype="str"))  # as the string path types it
+            elif spec.dtype == "category" and not column.cat.categories.is_monotonic_increasing:
+                column = column.cat.reorder_categories(column.cat.categories.sort_values())  # as astype sorts them
+            out[spec.name] = column
+            continue
+        raw = column.astype(object).replace("", None) if isinstance(column.dtype, pd.CategoricalDtype) else column.replace("", None)
         if spec.dtype == "Int64":
             out[spec.name] = pd.to_numeric(raw, errors="raise").astype("Int64")
         elif spec.dtype == "float64":
             out[spec.name] = pd.to_numeric(raw, errors="raise").astype("float64")
         elif spec.dtype == "boolean":
-            out[spec.name] = raw.map({"true": True, "false": False, None: None}).astype("boolean")
-        elif spec.dtype == "timestamp":
-            out[spec.name] = pd.to_datetime(raw, utc=True, format="ISO8601")
+            out[spec.name] = raw.map({"true": True, "false": False, True: True, False: False, None: None}).astype("boolean")
         elif spec.dtype == "category":
             out[spec.name] = raw.astype("category")
         else:
             out[spec.name] = raw.astype("string")
     return out
+
+
+def _has_dtype(column: pd.Series, dtype: str) -> bool:
+    import pandas as pd
+
+    if dtype == "category":
+        return isinstance(column.dtype, pd.CategoricalDtype)
+    return str(column.dtype) == dtype or (dtype == "string" and isinstance(column.dtype, pd.StringDtype)
+                                          and column.dtype.na_value is pd.NA)  # fmt: skip
+
+
+def _timestamps(column: pd.Series) -> pd.Series:
+    """UTC datetimes from ISO 8601 text; a categorical column is parsed once per distinct value."""
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        parsed = pd.to_datetime(pd.Series(column.cat.categories.astype(str)), utc=True, format="ISO8601")
+        stamps = pd.DatetimeIndex(parsed).take(column.cat.codes.to_numpy(), allow_fill=True, fill_value=pd.NaT)
+        return pd.Series(stamps, index=column.index, name=column.name)
+    return pd.to_datetime(column.replace("", None), utc=True, format="ISO8601")
