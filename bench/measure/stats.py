@@ -156,8 +156,7 @@ def step_seconds(latency: pd.DataFrame, by: Sequence[str] = ("run_id", "case_id"
     `latency` holds latency rows; only those of step stages with a step index count. A step is the
     sum of its `unet` / `refiner` span and its `scheduler` span within the same repeat.
     """
-    stage = latency["stage"].astype("string")
-    steps = latency[stage.isin(STEP_STAGES) & latency["step"].notna()]
+    steps = latency[(latency["stage"].isin(STEP_STAGES) & latency["step"].notna()).to_numpy(dtype=bool)]
     keys = [*by, "repeat", "step"]
     return steps.groupby(keys, observed=True, sort=False, dropna=False)["value"].sum().reset_index()
 
