@@ -50,6 +50,8 @@ def handle(args: argparse.Namespace) -> int:
     if found.left_out:
         print(f"bench: warning: {found.left_out} run-case point(s) left out: the case failed or was invalid in that run",
               file=sys.stderr)  # fmt: skip
+    if found.non_finite:
+        print(f"bench: warning: {found.non_finite} non-finite value(s) left out of the per-run medians", file=sys.stderr)
     changes_by_series = [(series, find_changes(series)) for series in found.series]
     if args.charts:
         for series, changes in changes_by_series:

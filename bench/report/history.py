@@ -128,6 +128,7 @@ def run_start_times(path: Any, results: pd.DataFrame) -> dict[str, pd.Timestamp]
 class SeriesSet:
     series: list[Series]
     left_out: int  # run-case points left out: the case failed or was marked invalid in that run
+    non_finite: int = 0  # NaN / inf values left out of the per-run medians
 
 
 def build_series(
@@ -157,9 +158,11 @@ def build_series(
         for name in stages:
             wanted |= stage.str.startswith(name) if name.endswith("/") else stage == name
         keep &= wanted
-    summary = stage_summary(results[keep.fillna(False)])
+    selected = results[keep.fillna(False)]
+    non_finite = int((~np.isfinite(selected["value"].to_numpy(dtype=np.float64, na_value=np.nan))).sum())
+    summary = stage_summary(selected)
     if summary.empty:
-        return SeriesSet([], len(excluded))
+        return SeriesSet([], len(excluded), non_finite)
     summary["phase"] = summary["phase"].astype("string").fillna("")
     pairs = list(zip(summary["run_id"].astype(str), summary["case_id"].astype(str)))
     dropped = np.array([pair in excluded for pair in pairs], dtype=bool)
@@ -179,7 +182,7 @@ def build_series(
                 tuple(t.isoformat() for t in group["_start"]), tuple(float(v) for v in group["median"]),
             )  # fmt: skip
         )
-    return SeriesSet(series, int(len({p for p, d in zip(pairs, dropped) if d})))
+    return SeriesSet(series, int(len({p for p, d in zip(pairs, dropped) if d})), non_finite)
 
 
 # --------------------------------------------------------------------------- change points

@@ -118,3 +118,19 @@ def test_history_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], mon
 def test_history_of_nothing_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["history", str(tmp_path / "missing-*")]) == 2
     assert "no results.csv found" in capsys.readouterr().err
+
+
+def test_non_finite_values_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path, run_id_at(0), {"a": {}}, repeats=2, steps=1)
+    lines = (run / "results.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    value, stage, phase = header.index("value"), header.index("stage"), header.index("phase")
+    bad = 0
+    for number, line in enumerate(lines[1:], 1):
+        cells = line.split(",")
+        if cells[stage] == "unet" and cells[phase] == "measured" and bad < 2:
+            cells[value] = "nan" if bad == 0 else "inf"
+            lines[number], bad = ",".join(cells), bad + 1
+    (run / "results.csv").write_text("\n".join(lines) + "\n")
+    assert main(["history", str(tmp_path), "--json"]) == 0
+    assert "2 non-finite value(s) left out" in capsys.readouterr().err
