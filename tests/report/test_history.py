@@ -121,7 +121,7 @@ def test_history_of_nothing_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_non_finite_values_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = write_run(tmp_path, run_id_at(0), {"a": {}}, repeats=2, steps=1)
+    run = write_run(tmp_path, run_id_at(0), {"a": {}}, repeats=3, steps=1)
     lines = (run / "results.csv").read_text().splitlines()
     header = lines[0].split(",")
     value, stage, phase = header.index("value"), header.index("stage"), header.index("phase")
@@ -133,4 +133,9 @@ def test_non_finite_values_are_counted(tmp_path: Path, capsys: pytest.CaptureFix
             lines[number], bad = ",".join(cells), bad + 1
     (run / "results.csv").write_text("\n".join(lines) + "\n")
     assert main(["history", str(tmp_path), "--json"]) == 0
-    assert "2 non-finite value(s) left out" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "left out 2 torn or unparsable rows" in err  # load_results says it (non-finite is unparsable)
+    frame = load_results(tmp_path)
+    frame.loc[frame.index[(frame["stage"] == "unet") & (frame["phase"] == "measured")][:1], "value"] = float("inf")
+    found = build_series(frame, run_start_times(tmp_path, frame), stages=["unet"])
+    assert found.non_finite == 1  # a frame built in Python is counted here too
