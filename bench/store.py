@@ -375,6 +375,75 @@ def _drop_bad_rows(frame: pd.DataFrame, file: Path, torn_last: bool) -> pd.DataF
 
 
 def _read_one(file: Path) -> pd.DataFrame:
+    """One file's rows, brought to the current columns (older schema versions too).
+
+    A clean file of the current schema is parsed straight into its dtypes by pyarrow (labels as
+    categoricals, each distinct timestamp parsed once): at a million rows several times faster, and
+    far smaller, than reading every cell as a string first. Any other file takes the string path,
+    which converts older versions and leaves out torn or unparsable rows with a counted warning:
+    older files, a torn last line, a line with the wrong number of fields, a cell not of its column's
+    type, a non-finite number, a row without a required field.
+    """
+    try:
+        header = _read_header(file)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ResultsError(f"cannot read {file}: {error}") from None
+    if tuple(header) == COLUMN_NAMES:
+        frame = _read_typed(file)
+        if frame is not None:
+            return frame
+    return _read_strings(file)
+
+
+def _read_typed(file: Path) -> pd.DataFrame | None:
+    """A clean current-schema file parsed by pyarrow's multi-threaded CSV reader into the schema's
+    types (index = file line numbers, as the string path numbers rows), or None when anything in it
+    needs the string path's checks."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    try:
+        with open(file, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - 1))
+            if size == 0 or handle.read(1) != b"\n":
+                return None  # empty, or a torn last line
+    except OSError as error:
+        raise ResultsError(f"cannot read {file}: {error}") from None
+    arrow_types = {"Int64": pa.int64(), "float64": pa.float64(), "boolean": pa.bool_(), "string": pa.string(),
+                   "category": pa.dictionary(pa.int32(), pa.string()), "timestamp": pa.dictionary(pa.int32(), pa.string())}  # fmt: skip
+    options = pa_csv.ConvertOptions(
+        column_types={c.name: arrow_types[c.dtype] for c in COLUMNS},
+        null_values=[""], strings_can_be_null=True, true_values=["true"], false_values=["false"],
+    )  # fmt: skip
+    try:
+        table = pa_csv.read_csv(file, convert_options=options)
+    except pa.ArrowInvalid:
+        return None  # wrong field count, or a cell not of its column's type
+    except OSError as error:
+        raise ResultsError(f"cannot read {file}: {error}") from None
+    pandas_types = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(), pa.string(): pd.StringDtype()}
+    frame = table.to_pandas(types_mapper=pandas_types.get)
+    if frame[list(REQUIRED_COLUMNS)].isna().any(axis=None):
+        return None
+    if frame["schema_version"].ne(SCHEMA_VERSION).any():
+        return None
+    for spec in COLUMNS:
+        if spec.dtype == "float64" and np.isinf(frame[spec.name].to_numpy(dtype=np.float64, na_value=0.0)).any():
+            return None
+        if spec.dtype == "float64" and frame[spec.name].isna().sum() != table.column(spec.name).null_count:
+            return None  # a literal NaN: not finite
+    try:
+        frame["timestamp"] = _timestamps(frame["timestamp"])
+    except (ValueError, TypeError):
+        return None
+    frame.index = np.arange(len(frame)) + 2  # the file line of each row, after the header
+    return frame[list(COLUMN_NAMES)]
+
+
+def _read_strings(file: Path) -> pd.DataFrame:
     """One file's rows as strings, brought to the current columns (older schema versions too)."""
     import warnings
 
@@ -419,22 +488,59 @@ def _read_one(file: Path) -> pd.DataFrame:
 
 
 def _apply_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each column as its `bench.schema` dtype says."""
+    """Each column as its `bench.schema` dtype says; columns already of that dtype are kept as they are."""
     import pandas as pd
 
     out = pd.DataFrame(index=frame.index)
     for spec in COLUMNS:
-        raw = frame[spec.name].replace("", None)
+        column = frame[spec.name]
+        if spec.dtype == "timestamp":
+            out[spec.name] = _timestamps(column)
+            continue
+        if _has_dtype(column, spec.dtype):
+            if spec.dtype == "category" and len(column.cat.categories) == 0:
+                column = column.cat.set_categories(pd.Index([], dtype="str"))  # as the string path types it
+            elif spec.dtype == "category" and not column.cat.categories.is_monotonic_increasing:
+                column = column.cat.reorder_categories(column.cat.categories.sort_values())  # as astype sorts them
+            elif spec.dtype == "string":
+                empty = (column == "").fillna(False)
+                if empty.any():  # rows of the string path concatenated with typed rows
+                    column = column.mask(empty)
+            out[spec.name] = column
+            continue
+        raw = column.astype(object).replace("", None) if isinstance(column.dtype, pd.CategoricalDtype) else column.replace("", None)
         if spec.dtype == "Int64":
             out[spec.name] = pd.to_numeric(raw, errors="raise").astype("Int64")
         elif spec.dtype == "float64":
             out[spec.name] = pd.to_numeric(raw, errors="raise").astype("float64")
         elif spec.dtype == "boolean":
-            out[spec.name] = raw.map({"true": True, "false": False, None: None}).astype("boolean")
-        elif spec.dtype == "timestamp":
-            out[spec.name] = pd.to_datetime(raw, utc=True, format="ISO8601")
+            out[spec.name] = raw.map({"true": True, "false": False, True: True, False: False, None: None}).astype("boolean")
         elif spec.dtype == "category":
             out[spec.name] = raw.astype("category")
+            if len(out[spec.name].cat.categories) == 0:  # no values: str categories, as for a string column
+                out[spec.name] = out[spec.name].cat.set_categories(pd.Index([], dtype="str"))
         else:
             out[spec.name] = raw.astype("string")
     return out
+
+
+def _has_dtype(column: pd.Series, dtype: str) -> bool:
+    import pandas as pd
+
+    if dtype == "category":
+        return isinstance(column.dtype, pd.CategoricalDtype)
+    return str(column.dtype) == dtype or (dtype == "string" and isinstance(column.dtype, pd.StringDtype)
+                                          and column.dtype.na_value is pd.NA)  # fmt: skip
+
+
+def _timestamps(column: pd.Series) -> pd.Series:
+    """UTC datetimes from ISO 8601 text; a categorical column is parsed once per distinct value."""
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        parsed = pd.to_datetime(pd.Series(column.cat.categories.astype(str)), utc=True, format="ISO8601")
+        stamps = pd.DatetimeIndex(parsed).take(column.cat.codes.to_numpy(), allow_fill=True, fill_value=pd.NaT)
+        return pd.Series(stamps, index=column.index, name=column.name)
+    return pd.to_datetime(column.replace("", None), utc=True, format="ISO8601")
