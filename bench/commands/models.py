@@ -1,7 +1,7 @@
 """`bench models {list,build-tiny,fetch,quality}`: the model zoo from the command line.
 
-- `list` shows every known variant: id, stages, resolution, attention, quantization, source,
-  whether it is on disk and its size there (`--json` for machines, with each stage's file).
+- `list` shows every known variant: id, parts, resolution, attention, quantization, source,
+  whether it is on disk and its size there (`--json` for machines, with each part's file).
 - `build-tiny [ID ...]` generates the default tiny set (or the given generated ids) under the models
   folder (`--out DIR` elsewhere), keeping what is already built and valid.
 - `fetch ID` downloads a published set from the Hugging Face Hub (progress shown, resumable).
@@ -61,13 +61,13 @@ def _human(nbytes: int) -> str:
     return f"{size:.1f} GB"
 
 
-def _stage_summary(stages: tuple[str, ...]) -> str:
+def _parts_summary(parts: tuple[str, ...]) -> str:
     short = {
         "text_encoder": "te", "text_encoder_2": "te2", "unet": "unet", "unet_chunk1": "unet1", "unet_chunk2": "unet2",
         "refiner": "refiner", "vae_decoder": "vae-dec", "vae_encoder": "vae-enc", "vocab": "vocab", "merges": "merges",
         "recipe": "recipe",
     }
-    return ",".join(short.get(s, s) for s in stages)
+    return ",".join(short.get(s, s) for s in parts)
 
 
 def _rows() -> list[dict]:
@@ -78,7 +78,7 @@ def _rows() -> list[dict]:
         present = zoo.is_present(variant.id)
         folder = zoo.variant_folder(variant.id)
         if variant.generated:
-            files = {s: str(folder / "packages") for s in variant.stages}
+            files = {s: str(folder / "packages") for s in variant.parts}
             if present:
                 files = {s: str(p) for s, p in zoo.resolve(variant.id, build_tiny=False).files.items()}
         else:
@@ -86,7 +86,7 @@ def _rows() -> list[dict]:
         rows.append({
             "id": variant.id,
             "kind": variant.kind,
-            "stages": list(variant.stages),
+            "parts": list(variant.parts),
             "files": files,
             "resolution": variant.resolution,
             "attention": variant.attention,
@@ -110,12 +110,12 @@ def run_list(args: argparse.Namespace) -> int:
     from bench.models.paths import models_dir
 
     table = Table(title=f"model variants (models folder: {models_dir()})")
-    for column in ("id", "stages", "res", "attention", "quantization", "source", "present", "size"):
+    for column in ("id", "parts", "res", "attention", "quantization", "source", "present", "size"):
         table.add_column(column, no_wrap=column != "source")
     for row in rows:
         source = "generated" if row["kind"] == "generated" else row["source"].replace("huggingface: ", "hf:")
         table.add_row(
-            row["id"], _stage_summary(tuple(row["stages"])), str(row["resolution"]), row["attention"],
+            row["id"], _parts_summary(tuple(row["parts"])), str(row["resolution"]), row["attention"],
             row["quantization"], source, "yes" if row["present"] else "no",
             _human(row["bytes"]) if row["present"] else "-",
         )

@@ -69,10 +69,10 @@ def tree_hash(path: Path, cache: HashCache) -> str:
 
 
 def model_file_hashes(files: Mapping[str, Path], cache: HashCache | None = None) -> dict[str, str]:
-    """Stage key -> hash of that stage's file or folder."""
+    """File key -> hash of that part's file or folder."""
     cache = cache or HashCache()
     try:
-        return {stage: tree_hash(Path(p), cache) for stage, p in sorted(files.items()) if Path(p).exists()}
+        return {part: tree_hash(Path(p), cache) for part, p in sorted(files.items()) if Path(p).exists()}
     finally:
         cache.save()
 

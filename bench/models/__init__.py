@@ -5,6 +5,6 @@ sets locally; `bench.models.fetch` downloads Apple's published sets; `bench.mode
 a quantized UNet's PSNR against its baseline. Heavy modules (coremltools) are imported lazily.
 """
 
-from bench.models.variant import STAGES, ModelSet
+from bench.models.variant import FILE_KEYS, ModelSet
 
-__all__ = ["STAGES", "ModelSet"]
+__all__ = ["FILE_KEYS", "ModelSet"]

@@ -18,7 +18,7 @@ below are those of the Hub repos (checked against the repo trees and apple/ml-st
   base-1.0_palettization_recipe.json` (Apple's pre-analysis output), `unet-mbp-sdxl-1-base/
   recipe_{3_41,4_50,6_55}_bit_mixedpalette/Unet.mlmodelc` (UNets only) and a full 4.50-bit set in
   `coreml-stable-diffusion-xl-base_mbp_4_50_palettized/compiled/`. The UNet-only recipes are
-  completed with the other stages of apple/coreml-stable-diffusion-xl-base.
+  completed with the other parts of apple/coreml-stable-diffusion-xl-base.
 """
 
 from __future__ import annotations
@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class HubFiles:
-    """Files of one Hub repo folder a variant uses: stage -> name inside `folder`."""
+    """Files of one Hub repo folder a variant uses: part -> name inside `folder`."""
 
     repo_id: str
     folder: str
-    stages: dict[str, str]
-    optional: tuple[str, ...] = ()  # stages the set may lack (fetched when present)
+    parts: dict[str, str]
+    optional: tuple[str, ...] = ()  # parts the set may lack (fetched when present)
     revision: str = "main"
 
-    def path_in_repo(self, stage: str) -> str:
-        return f"{self.folder}/{self.stages[stage]}" if self.folder else self.stages[stage]
+    def path_in_repo(self, part: str) -> str:
+        return f"{self.folder}/{self.parts[part]}" if self.folder else self.parts[part]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Variant:
     attention: str
     quantization: str
     resolution: int
-    stages: tuple[str, ...]
+    parts: tuple[str, ...]
     source: str
     hub: tuple[HubFiles, ...] = field(default=())
     chunked: bool = False
@@ -85,11 +85,11 @@ def _mbp_unet_only(bits: str) -> Variant:
     return Variant(
         id=f"sdxl-mbp-{bits}",
         kind="hub",
-        description=f"SDXL base, UNet mixed-bit palettized to {bits} bits (Apple's pre-applied recipe), other stages from the macOS set",
+        description=f"SDXL base, UNet mixed-bit palettized to {bits} bits (Apple's pre-applied recipe), other parts from the macOS set",
         attention="ORIGINAL",
         quantization=f"mbp-{bits}",
         resolution=1024,
-        stages=tuple(_COMPILED_BASE),
+        parts=tuple(_COMPILED_BASE),
         source=f"huggingface: {_MBP}/{folder} + {_XL_BASE}/compiled",
         hub=(
             HubFiles(_MBP, folder, {"unet": "Unet.mlmodelc"}),
@@ -106,7 +106,7 @@ HUB_VARIANTS: tuple[Variant, ...] = (
         attention="SPLIT_EINSUM",
         quantization="mbp-4.04",
         resolution=768,
-        stages=("text_encoder", "text_encoder_2", "unet_chunk1", "unet_chunk2", "vae_decoder", "vocab", "merges"),
+        parts=("text_encoder", "text_encoder_2", "unet_chunk1", "unet_chunk2", "vae_decoder", "vocab", "merges"),
         source=f"huggingface: {_XL_IOS}/coreml-stable-diffusion-xl-base-ios_split_einsum_compiled",
         hub=(
             HubFiles(
@@ -131,7 +131,7 @@ HUB_VARIANTS: tuple[Variant, ...] = (
         attention="ORIGINAL",
         quantization="float16",
         resolution=1024,
-        stages=tuple(_COMPILED_BASE),
+        parts=tuple(_COMPILED_BASE),
         source=f"huggingface: {_XL_BASE}/compiled",
         hub=(HubFiles(_XL_BASE, "compiled", _COMPILED_BASE),),
     ),
@@ -142,13 +142,13 @@ HUB_VARIANTS: tuple[Variant, ...] = (
         attention="ORIGINAL",
         quantization="float16",
         resolution=1024,
-        stages=tuple(_COMPILED_BASE),
+        parts=tuple(_COMPILED_BASE),
         source=f"huggingface: {_XL_BASE}/packages (+ tokenizer from compiled/)",
         hub=(
             HubFiles(
                 _XL_BASE,
                 "packages",
-                {stage: _PKG.format(stage) for stage in ("text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder")},
+                {part: _PKG.format(part) for part in ("text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder")},
             ),
             HubFiles(_XL_BASE, "compiled", _TOKENIZER),
         ),
@@ -160,7 +160,7 @@ HUB_VARIANTS: tuple[Variant, ...] = (
         attention="ORIGINAL",
         quantization="float16",
         resolution=1024,
-        stages=tuple(_COMPILED_BASE) + ("refiner",),
+        parts=tuple(_COMPILED_BASE) + ("refiner",),
         source=f"huggingface: {_XL_REFINER}/compiled",
         hub=(HubFiles(_XL_REFINER, "compiled", {**_COMPILED_BASE, "refiner": "UnetRefiner.mlmodelc"}),),
     ),
@@ -171,7 +171,7 @@ HUB_VARIANTS: tuple[Variant, ...] = (
         attention="ORIGINAL",
         quantization="mbp-4.50",
         resolution=1024,
-        stages=tuple(_COMPILED_BASE),
+        parts=tuple(_COMPILED_BASE),
         source=f"huggingface: {_MBP}/coreml-stable-diffusion-xl-base_mbp_4_50_palettized/compiled",
         hub=(
             HubFiles(_MBP, "coreml-stable-diffusion-xl-base_mbp_4_50_palettized/compiled", _COMPILED_BASE,
@@ -187,7 +187,7 @@ HUB_VARIANTS: tuple[Variant, ...] = (
         attention="-",
         quantization="-",
         resolution=1024,
-        stages=("recipe",),
+        parts=("recipe",),
         source=f"huggingface: {_MBP}/{MBP_RECIPE_FILE}",
         hub=(HubFiles(_MBP, "recipes", {"recipe": MBP_RECIPE_FILE.split("/", 1)[1]}),),
     ),

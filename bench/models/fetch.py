@@ -34,8 +34,8 @@ def allow_patterns(variant: Variant, repo_id: str) -> list[str]:
     for source in variant.hub:
         if source.repo_id != repo_id:
             continue
-        for stage in source.stages:
-            path = source.path_in_repo(stage)
+        for part in source.parts:
+            path = source.path_in_repo(part)
             patterns.append(f"{path}/*" if path.endswith((".mlmodelc", ".mlpackage")) else path)
     return patterns
 
@@ -63,8 +63,8 @@ def fetch(variant_id: str, *, progress: bool = True) -> Path:
             )
         except Exception as error:  # huggingface_hub / httpx raise many types; all mean "not fetched"
             raise FetchError(_explain(variant, repo_id, error)) from error
-    optional = {stage for source in variant.hub for stage in source.optional}
-    missing = [f"{stage} ({path})" for stage, path in hub_files(variant).items() if stage not in optional and not path.exists()]
+    optional = {part for source in variant.hub for part in source.optional}
+    missing = [f"{part} ({path})" for part, path in hub_files(variant).items() if part not in optional and not path.exists()]
     if missing:
         raise FetchError(
             f"downloaded {variant.id} but the Hub repo lacks {', '.join(missing)}; the repo layout may have "

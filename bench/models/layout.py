@@ -1,4 +1,4 @@
-"""Apple's folder layout for SDXL Core ML model sets: file names, finding stages, checking files.
+"""Apple's folder layout for SDXL Core ML model sets: file names, finding parts, checking files.
 
 Two naming schemes exist (apple/ml-stable-diffusion's `torch2coreml.py` and its Swift resources):
 - packages: `Stable_Diffusion_version_<model version with / as _>_<part>.mlpackage`, part one of
@@ -19,7 +19,7 @@ from bench.errors import ModelFormatError
 from bench.limits import MODEL_JSON_MAX_BYTES, check_file_size
 from bench.safe_paths import path_inside
 
-#: stage -> part suffix of the package file name.
+#: part -> the suffix of its package file name.
 PACKAGE_PARTS: dict[str, str] = {
     "text_encoder": "text_encoder",
     "text_encoder_2": "text_encoder_2",
@@ -32,7 +32,7 @@ PACKAGE_PARTS: dict[str, str] = {
     "vae_decoder": "vae_decoder",
     "vae_encoder": "vae_encoder",
 }
-#: stage -> compiled model name (Swift pipeline resources).
+#: part -> compiled model name (Swift pipeline resources).
 COMPILED_NAMES: dict[str, str] = {
     "text_encoder": "TextEncoder",
     "text_encoder_2": "TextEncoder2",
@@ -46,17 +46,17 @@ COMPILED_NAMES: dict[str, str] = {
     "vae_encoder": "VAEEncoder",
 }
 TOKENIZER_FILES: dict[str, str] = {"vocab": "vocab.json", "merges": "merges.txt"}
-#: Stages a set needs to generate an image (the UNet may be chunked).
-REQUIRED_STAGES: tuple[str, ...] = ("text_encoder", "text_encoder_2", "vae_decoder", "vocab", "merges")
+#: Parts a set needs to generate an image (the UNet may be chunked).
+REQUIRED_PARTS: tuple[str, ...] = ("text_encoder", "text_encoder_2", "vae_decoder", "vocab", "merges")
 
 
-def package_name(model_version: str, stage: str) -> str:
-    """File name of `stage` as apple/ml-stable-diffusion names a package."""
-    return f"Stable_Diffusion_version_{model_version.replace('/', '_')}_{PACKAGE_PARTS[stage]}.mlpackage"
+def package_name(model_version: str, part: str) -> str:
+    """File name of `part` as apple/ml-stable-diffusion names a package."""
+    return f"Stable_Diffusion_version_{model_version.replace('/', '_')}_{PACKAGE_PARTS[part]}.mlpackage"
 
 
-def compiled_name(stage: str) -> str:
-    return f"{COMPILED_NAMES[stage]}.mlmodelc"
+def compiled_name(part: str) -> str:
+    return f"{COMPILED_NAMES[part]}.mlmodelc"
 
 
 def model_folders(root: Path) -> list[Path]:
@@ -71,14 +71,14 @@ def model_folders(root: Path) -> list[Path]:
     return candidates
 
 
-def _find_stage(folder: Path, stage: str) -> Path | None:
-    compiled = folder / compiled_name(stage)
+def _find_part(folder: Path, part: str) -> Path | None:
+    compiled = folder / compiled_name(part)
     if compiled.is_dir():
         return compiled
-    lone = folder / f"{COMPILED_NAMES[stage]}.mlpackage"
+    lone = folder / f"{COMPILED_NAMES[part]}.mlpackage"
     if lone.is_dir():
         return lone
-    matches = sorted(folder.glob(f"*_{PACKAGE_PARTS[stage]}.mlpackage"))
+    matches = sorted(folder.glob(f"*_{PACKAGE_PARTS[part]}.mlpackage"))
     return matches[0] if matches else None
 
 
@@ -92,22 +92,22 @@ def scan_folder(root: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     chosen: Path | None = None
     for folder in model_folders(root):
-        found = {stage: path for stage in PACKAGE_PARTS if (path := _find_stage(folder, stage)) is not None}
+        found = {part: path for part in PACKAGE_PARTS if (path := _find_part(folder, part)) is not None}
         if found:
             files, chosen = found, folder
             break
     search = [p for p in (chosen, root, root / "compiled", root.parent) if p is not None]
-    for stage, name in TOKENIZER_FILES.items():
+    for part, name in TOKENIZER_FILES.items():
         for folder in search:
             if (folder / name).is_file():
-                files[stage] = folder / name
+                files[part] = folder / name
                 break
     return files
 
 
-def missing_stages(files: dict[str, Path]) -> list[str]:
-    """Required stages absent from `files` (a UNet, whole or as both chunks, is required)."""
-    missing = [stage for stage in REQUIRED_STAGES if stage not in files]
+def missing_parts(files: dict[str, Path]) -> list[str]:
+    """Required parts absent from `files` (a UNet, whole or as both chunks, is required)."""
+    missing = [part for part in REQUIRED_PARTS if part not in files]
     if "unet" not in files:
         chunks = [c for c in ("unet_chunk1", "unet_chunk2") if c not in files]
         if len(chunks) == 2:
@@ -121,11 +121,11 @@ def missing_stages(files: dict[str, Path]) -> list[str]:
     return missing
 
 
-def expected_names(stage: str) -> str:
-    """Human-readable file names that would satisfy `stage`."""
-    if stage in TOKENIZER_FILES:
-        return TOKENIZER_FILES[stage]
-    return f"{compiled_name(stage)} or *_{PACKAGE_PARTS[stage]}.mlpackage"
+def expected_names(part: str) -> str:
+    """Human-readable file names that would satisfy `part`."""
+    if part in TOKENIZER_FILES:
+        return TOKENIZER_FILES[part]
+    return f"{compiled_name(part)} or *_{PACKAGE_PARTS[part]}.mlpackage"
 
 
 def check_model_file(path: Path) -> None:
@@ -164,9 +164,9 @@ def check_model_file(path: Path) -> None:
         raise ModelFormatError(f"{path} is neither a .mlpackage, a .mlmodelc nor a file")
 
 
-def check_tokenizer_file(path: Path, stage: str) -> None:
+def check_tokenizer_file(path: Path, part: str) -> None:
     path = Path(path)
-    if stage == "vocab":
+    if part == "vocab":
         try:
             check_file_size(path.stat().st_size, MODEL_JSON_MAX_BYTES, f"tokenizer vocabulary {path}", ModelFormatError)
             vocab = json.loads(path.read_text(encoding="utf-8"))

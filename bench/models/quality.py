@@ -87,9 +87,9 @@ def run_unet(model_set: ModelSet, seed: int = 0) -> np.ndarray:
 
 def _fingerprint(model_set: ModelSet) -> str:
     digest = hashlib.sha256()
-    for stage in ("unet", "unet_chunk1", "unet_chunk2"):
-        if model_set.has(stage):
-            root = Path(os.path.realpath(model_set.files[stage]))
+    for part in ("unet", "unet_chunk1", "unet_chunk2"):
+        if model_set.has(part):
+            root = Path(os.path.realpath(model_set.files[part]))
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 stat = path.stat()
                 digest.update(f"{path.relative_to(root)}:{stat.st_size}:{int(stat.st_mtime)}".encode())

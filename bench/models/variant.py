@@ -24,17 +24,17 @@ MODEL_PARTS: tuple[str, ...] = (
     "vae_decoder",
 )
 
-#: Stage keys a model set may hold (README "Models"): the model parts and the tokenizer files.
-STAGES: tuple[str, ...] = (*MODEL_PARTS, "vocab", "merges")
+#: File keys a model set may hold (README "Models"): the model parts and the tokenizer files.
+FILE_KEYS: tuple[str, ...] = (*MODEL_PARTS, "vocab", "merges")
 
 
 @dataclass(frozen=True)
 class ModelSet:
     """Local files of a model variant plus the labels the results carry.
 
-    `files` maps a stage key of `STAGES` to a `.mlpackage` / `.mlmodelc` folder (or, for
-    `vocab` and `merges`, a file). A chunked UNet has `unet_chunk1` and `unet_chunk2` instead of
-    `unet`.
+    `files` maps a file key of `FILE_KEYS` (a model part or a tokenizer file) to a `.mlpackage` /
+    `.mlmodelc` folder (or, for `vocab` and `merges`, a file). A chunked UNet has `unet_chunk1` and
+    `unet_chunk2` instead of `unet`.
     """
 
     id: str
@@ -54,8 +54,8 @@ class ModelSet:
     def chunked_unet(self) -> bool:
         return "unet_chunk1" in self.files
 
-    def has(self, stage: str) -> bool:
-        return stage in self.files
+    def has(self, part: str) -> bool:
+        return part in self.files
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the runner hands resolved model sets to its workers this way)."""

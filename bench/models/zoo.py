@@ -55,8 +55,8 @@ def _generated_variant(variant_id: str) -> Variant:
         quantization = _known_mbp_label(gid.size) or "mbp"
     else:
         quantization = QUANTIZATIONS[gid.quant]
-    unet_stages = ("unet_chunk1", "unet_chunk2") if gid.chunked else ("unet",)
-    stages = ("text_encoder", "text_encoder_2") + unet_stages + ("refiner", "vae_decoder", "vae_encoder", "vocab", "merges")
+    unet_parts = ("unet_chunk1", "unet_chunk2") if gid.chunked else ("unet",)
+    parts = ("text_encoder", "text_encoder_2") + unet_parts + ("refiner", "vae_decoder", "vae_encoder", "vocab", "merges")
     return Variant(
         id=gid.id,
         kind="generated",
@@ -67,7 +67,7 @@ def _generated_variant(variant_id: str) -> Variant:
         attention=gid.attention,
         quantization=quantization,
         resolution=spec.resolution,
-        stages=stages,
+        parts=parts,
         source="generated locally (bench.models.tiny, seed 0)",
         chunked=gid.chunked,
         size=gid.size,
@@ -125,14 +125,14 @@ def hub_files(variant: Variant) -> dict[str, Path]:
     """Stage -> local path of a published variant's files (present or not)."""
     files: dict[str, Path] = {}
     for source in variant.hub:
-        for stage in source.stages:
-            files.setdefault(stage, hub_dir(source.repo_id) / source.path_in_repo(stage))
+        for part in source.parts:
+            files.setdefault(part, hub_dir(source.repo_id) / source.path_in_repo(part))
     return files
 
 
 def _hub_missing(variant: Variant) -> list[str]:
-    optional = {stage for source in variant.hub for stage in source.optional}
-    return [stage for stage, path in hub_files(variant).items() if stage not in optional and not path.exists()]
+    optional = {part for source in variant.hub for part in source.optional}
+    return [part for part, path in hub_files(variant).items() if part not in optional and not path.exists()]
 
 
 def is_present(variant_id: str) -> bool:
@@ -233,9 +233,9 @@ def resolve(id_or_path: str | os.PathLike, *, build_tiny: bool = True) -> ModelS
             f"model variant {variant.id} is not downloaded (missing {', '.join(missing)} under "
             f"{hub_dir(variant.hub[0].repo_id)}); run `bench models fetch {variant.id}`"
         )
-    files = {stage: p for stage, p in hub_files(variant).items() if p.exists()}
-    for stage, p in files.items():
-        _check(stage, p)
+    files = {part: p for part, p in hub_files(variant).items() if p.exists()}
+    for part, p in files.items():
+        _check(part, p)
     return ModelSet(
         id=variant.id,
         root=variant_folder(variant.id),
@@ -261,7 +261,7 @@ def _resolve_generated(variant: Variant, build_tiny: bool) -> ModelSet:
     return ModelSet(
         id=variant.id,
         root=folder,
-        files={stage: folder / rel for stage, rel in marker["stages"].items()},
+        files={part: folder / rel for part, rel in marker.get("parts", marker.get("stages", {})).items()},
         resolution=int(marker["resolution"]),
         attention=marker["attention"],
         quantization=marker["quantization"],
@@ -270,10 +270,10 @@ def _resolve_generated(variant: Variant, build_tiny: bool) -> ModelSet:
     )
 
 
-def _check(stage: str, path: Path) -> None:
-    if stage in layout.TOKENIZER_FILES:
-        layout.check_tokenizer_file(path, stage)
-    elif stage != "recipe":
+def _check(part: str, path: Path) -> None:
+    if part in layout.TOKENIZER_FILES:
+        layout.check_tokenizer_file(path, part)
+    elif part != "recipe":
         layout.check_model_file(path)
 
 
@@ -293,12 +293,12 @@ def resolve_folder(folder: Path) -> ModelSet:
     if not folder.is_dir():
         raise ModelNotFoundError(f"model folder {folder} does not exist (and {folder.name!r} is not a known variant id)")
     files = layout.scan_folder(folder.absolute())
-    missing = layout.missing_stages(files)
+    missing = layout.missing_parts(files)
     if missing:
-        wanted = "; ".join(f"{stage}: {layout.expected_names(stage)}" for stage in missing)
+        wanted = "; ".join(f"{part}: {layout.expected_names(part)}" for part in missing)
         raise ModelFormatError(f"model folder {folder} is incomplete, missing {wanted}")
-    for stage, path in files.items():
-        _check(stage, path)
+    for part, path in files.items():
+        _check(part, path)
     unet = read_model_info(files.get("unet") or files["unet_chunk1"])
     hint = str(folder.resolve())
     resolution = infer_resolution(unet)

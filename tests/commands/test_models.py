@@ -26,7 +26,7 @@ def test_list_json_shows_presence_and_files(models_env, capsys):
     assert tiny["present"] and tiny["bytes"] > 0 and tiny["quantization"] == "float32" and tiny["resolution"] == 512
     assert tiny["files"]["unet"].endswith("Stable_Diffusion_version_bench_tiny-sdxl_unet.mlpackage")
     ios = rows["sdxl-base-ios17"]
-    assert not ios["present"] and ios["attention"] == "SPLIT_EINSUM" and "unet_chunk1" in ios["stages"]
+    assert not ios["present"] and ios["attention"] == "SPLIT_EINSUM" and "unet_chunk1" in ios["parts"]
     assert ios["files"]["unet_chunk1"].endswith("coreml-stable-diffusion-xl-base-ios_split_einsum_compiled/UnetChunk1.mlmodelc")
 
 

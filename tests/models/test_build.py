@@ -72,9 +72,9 @@ def test_ids_and_errors():
 
 def test_variant_units_share_non_unet_parts():
     builder = SetBuilder("tiny")
-    a = builder.stage_units(parse_id("tiny-original-int8"))
-    b = builder.stage_units(parse_id("tiny-split-einsum-pal4"))
+    a = builder.part_units(parse_id("tiny-original-int8"))
+    b = builder.part_units(parse_id("tiny-split-einsum-pal4"))
     assert a["text_encoder"] == b["text_encoder"] and a["vae_decoder"] == b["vae_decoder"]
     assert a["unet"][0] != b["unet"][0] and a["refiner"] != b["refiner"]
-    fp32 = builder.stage_units(parse_id("tiny-original-fp32"))
+    fp32 = builder.part_units(parse_id("tiny-original-fp32"))
     assert fp32["text_encoder"][0] == "text_encoder-fp32" and fp32["vae_encoder"] == a["vae_encoder"]

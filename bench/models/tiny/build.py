@@ -8,7 +8,7 @@ On disk (under `models_dir()`, or any `out_dir`):
     <size>/<variant-id>/packages/      Apple's layout: Stable_Diffusion_version_bench_<size>-sdxl_
                                        <part>.mlpackage, vocab.json, merges.txt, as relative
                                        symlinks into units/ (variants share the non-UNet parts)
-    <size>/<variant-id>/bench-model.json   the variant's labels and stage files, written last
+    <size>/<variant-id>/bench-model.json   the variant's labels and part files, written last
 
 Every unit and variant folder is built in a temporary folder and renamed into place, and its marker
 is the last file written, so an interrupted build leaves no folder that passes `is_valid`.
@@ -136,14 +136,15 @@ def unit_is_valid(folder: Path, *, deep: bool = False) -> bool:
 
 
 def variant_is_valid(folder: Path, *, deep: bool = False) -> bool:
-    """True if the variant folder's marker exists and every stage and unit it names is intact."""
+    """True if the variant folder's marker exists and every part and unit it names is intact."""
     try:
         info = json.loads((Path(folder) / VARIANT_MARKER).read_text())
     except (OSError, ValueError):
         return False
     if info.get("generator") != GENERATOR_VERSION:
         return False
-    if not all((Path(folder) / rel).exists() for rel in info.get("stages", {}).values()):
+    files = info.get("parts", info.get("stages", {}))  # "stages" in markers written before the rename
+    if not all((Path(folder) / rel).exists() for rel in files.values()):
         return False
     units = Path(folder).parent / "units"
     return all(unit_is_valid(units / name, deep=deep) for name in info.get("units", []))
@@ -181,12 +182,12 @@ class SetBuilder:
         self.version = model_version(size)
 
     # unit names and files
-    def stage_units(self, gid: GeneratedId) -> dict[str, tuple[str, str]]:
-        """stage -> (unit name, file name inside the unit) of a variant."""
+    def part_units(self, gid: GeneratedId) -> dict[str, tuple[str, str]]:
+        """part -> (unit name, file name inside the unit) of a variant."""
         p = gid.precision
-        pkg = lambda stage: layout.package_name(self.version, stage)
+        pkg = lambda part: layout.package_name(self.version, part)
         unet_unit = f"unet-{gid.attention_key}-{gid.quant}" + ("-chunked" if gid.chunked else "")
-        stages = {
+        parts = {
             "text_encoder": (f"text_encoder-{p}", pkg("text_encoder")),
             "text_encoder_2": (f"text_encoder_2-{p}", pkg("text_encoder_2")),
             "refiner": (f"refiner-{gid.attention_key}-{p}", pkg("refiner")),
@@ -196,11 +197,11 @@ class SetBuilder:
             "merges": ("tokenizer", "merges.txt"),
         }
         if gid.chunked:
-            stages["unet_chunk1"] = (unet_unit, pkg("unet_chunk1"))
-            stages["unet_chunk2"] = (unet_unit, pkg("unet_chunk2"))
+            parts["unet_chunk1"] = (unet_unit, pkg("unet_chunk1"))
+            parts["unet_chunk2"] = (unet_unit, pkg("unet_chunk2"))
         else:
-            stages["unet"] = (unet_unit, pkg("unet"))
-        return stages
+            parts["unet"] = (unet_unit, pkg("unet"))
+        return parts
 
     def unit_dir(self, name: str) -> Path:
         return self.root / "units" / name
@@ -231,11 +232,11 @@ class SetBuilder:
         elif name == "recipe":
             parts.write_recipe(self, folder)
         elif name.startswith(("text_encoder_2-", "text_encoder-")):
-            stage, precision = name.rsplit("-", 1)
-            parts.write_text_encoder(self, folder, stage, precision)
+            part, precision = name.rsplit("-", 1)
+            parts.write_text_encoder(self, folder, part, precision)
         elif name.startswith(("vae_decoder-", "vae_encoder-")):
-            stage, precision = name.rsplit("-", 1)
-            parts.write_vae(self, folder, stage, precision)
+            part, precision = name.rsplit("-", 1)
+            parts.write_vae(self, folder, part, precision)
         elif name.startswith("refiner-"):
             attention_key, precision = name[len("refiner-"):].rsplit("-", 1)
             parts.write_unet(self, folder, "refiner", ATTENTIONS[attention_key], precision)
@@ -266,7 +267,7 @@ class SetBuilder:
         return self.root / variant_id
 
     def units_of(self, gid: GeneratedId) -> list[str]:
-        names = sorted({unit for unit, _ in self.stage_units(gid).values()})
+        names = sorted({unit for unit, _ in self.part_units(gid).values()})
         return (["recipe"] if gid.quant == "mbp" else []) + names
 
     def ensure_variant(self, gid: GeneratedId, *, deep: bool = False) -> Path:
@@ -278,15 +279,15 @@ class SetBuilder:
         try:
             packages = tmp / "packages"
             packages.mkdir()
-            stages = {}
-            for stage, (unit, filename) in self.stage_units(gid).items():
+            parts = {}
+            for part, (unit, filename) in self.part_units(gid).items():
                 target = self.unit_dir(unit) / filename
                 if not target.exists():
                     raise ModelNotFoundError(f"unit {unit} of {gid.id} is missing {filename}")
                 link = packages / filename
                 if not link.exists() and not link.is_symlink():
                     link.symlink_to(os.path.relpath(target, packages))
-                stages[stage] = f"packages/{filename}"
+                parts[part] = f"packages/{filename}"
             marker = {
                 "id": gid.id,
                 "generator": GENERATOR_VERSION,
@@ -296,7 +297,7 @@ class SetBuilder:
                 "quantization": self.quantization_label(gid.quant),
                 "resolution": self.spec.resolution,
                 "model_version": self.version,
-                "stages": stages,
+                "parts": parts,
                 "units": self.units_of(gid),
             }
             (tmp / VARIANT_MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")

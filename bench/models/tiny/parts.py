@@ -44,12 +44,12 @@ def _ctx(builder, precision: str) -> Ctx:
     return Ctx(ParamSource(builder.seed), fp16=precision != "fp32")
 
 
-def _metadata(builder, stage: str, **extra: str) -> dict[str, str]:
+def _metadata(builder, part: str, **extra: str) -> dict[str, str]:
     meta = {
         "bench.generator": f"bench.models.tiny (generator {_generator_version()})",
         "bench.size": builder.size,
         "bench.seed": str(builder.seed),
-        "bench.stage": stage,
+        "bench.part": part,
         "bench.model_version": builder.version,
     }
     meta.update(extra)
@@ -62,10 +62,10 @@ def _generator_version() -> str:
     return GENERATOR_VERSION
 
 
-def _save(builder, prog, folder: Path, stage: str, target, metadata: dict[str, str], what: str) -> Path:
+def _save(builder, prog, folder: Path, part: str, target, metadata: dict[str, str], what: str) -> Path:
     return save_program(
         prog,
-        folder / layout.package_name(builder.version, stage),
+        folder / layout.package_name(builder.version, part),
         target,
         metadata=metadata,
         description=f"Generated {builder.size} SDXL {what} (random weights, seed {builder.seed})",
@@ -83,20 +83,20 @@ def _vocab(builder) -> dict[str, int]:
     return json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
 
 
-def write_text_encoder(builder, folder: Path, stage: str, precision: str) -> None:
+def write_text_encoder(builder, folder: Path, part: str, precision: str) -> None:
     vocab = _vocab(builder)
-    spec = builder.spec.text_encoder if stage == "text_encoder" else builder.spec.text_encoder_2
+    spec = builder.spec.text_encoder if part == "text_encoder" else builder.spec.text_encoder_2
     prog = text_encoder_program(_ctx(builder, precision), spec, len(vocab), vocab[END_TOKEN], ct.target.iOS16)
     label = QUANTIZATIONS[precision]
-    _save(builder, prog, folder, stage, ct.target.iOS16, _metadata(builder, stage, **{QUANTIZATION_KEY: label}),
-          "CLIP-L text encoder" if stage == "text_encoder" else "OpenCLIP-bigG text encoder")
+    _save(builder, prog, folder, part, ct.target.iOS16, _metadata(builder, part, **{QUANTIZATION_KEY: label}),
+          "CLIP-L text encoder" if part == "text_encoder" else "OpenCLIP-bigG text encoder")
 
 
-def write_vae(builder, folder: Path, stage: str, precision: str) -> None:
-    make = vae_decoder_program if stage == "vae_decoder" else vae_encoder_program
+def write_vae(builder, folder: Path, part: str, precision: str) -> None:
+    make = vae_decoder_program if part == "vae_decoder" else vae_encoder_program
     prog = make(_ctx(builder, precision), builder.spec.vae, builder.spec.latent_size, ct.target.iOS16)
-    _save(builder, prog, folder, stage, ct.target.iOS16,
-          _metadata(builder, stage, **{QUANTIZATION_KEY: QUANTIZATIONS[precision]}), stage.replace("_", " "))
+    _save(builder, prog, folder, part, ct.target.iOS16,
+          _metadata(builder, part, **{QUANTIZATION_KEY: QUANTIZATIONS[precision]}), part.replace("_", " "))
 
 
 def weight_consts(prog) -> dict[str, int]:
@@ -146,17 +146,17 @@ def _module_name(const_prefix: str, prog) -> str:
     return table[const_prefix]
 
 
-def write_unet(builder, folder: Path, stage: str, attention: str, quant: str, *, chunked: bool = False) -> None:
+def write_unet(builder, folder: Path, part: str, attention: str, quant: str, *, chunked: bool = False) -> None:
     """A UNet (or refiner) unit: fp32 / fp16, or compressed from the fp16 program; maybe chunked."""
     from bench.models.tiny.build import WEIGHT_THRESHOLD
 
-    spec = builder.spec.unet if stage == "unet" else builder.spec.refiner
+    spec = builder.spec.unet if part == "unet" else builder.spec.refiner
     compression = COMPRESSIONS.get(quant)
     target = ct.target.iOS18 if compression and compression.ios18 else ct.target.iOS16
     precision = "fp32" if quant == "fp32" else "fp16"
     label = builder.quantization_label(quant)
     recipe = load_recipe(_recipe_path(builder)) if quant == "mbp" else None
-    model = f"the generated {builder.size} {stage} ({attention}, {label})"
+    model = f"the generated {builder.size} {part} ({attention}, {label})"
 
     def make_program():
         prog = unet_program(_ctx(builder, precision), spec, builder.spec.latent_size, attention, target)
@@ -165,8 +165,8 @@ def write_unet(builder, folder: Path, stage: str, attention: str, quant: str, *,
             compress_program(prog, quant, WEIGHT_THRESHOLD[builder.size], bits)
         return prog
 
-    meta = _metadata(builder, stage, **{ATTENTION_KEY: attention, QUANTIZATION_KEY: label})
-    what = f"{'refiner ' if stage == 'refiner' else ''}UNet ({attention}, {label})"
+    meta = _metadata(builder, part, **{ATTENTION_KEY: attention, QUANTIZATION_KEY: label})
+    what = f"{'refiner ' if part == 'refiner' else ''}UNet ({attention}, {label})"
     if recipe is not None:
         shutil.copy2(_recipe_path(builder), folder / _recipe_path(builder).name)
     if chunked:
@@ -174,10 +174,10 @@ def write_unet(builder, folder: Path, stage: str, attention: str, quant: str, *,
 
         chunk_programs(
             make_program,
-            folder / layout.package_name(builder.version, f"{stage}_chunk1"),
-            folder / layout.package_name(builder.version, f"{stage}_chunk2"),
+            folder / layout.package_name(builder.version, f"{part}_chunk1"),
+            folder / layout.package_name(builder.version, f"{part}_chunk2"),
             metadata=meta,
             description=f"Generated {builder.size} SDXL {what} (random weights, seed {builder.seed})",
         )
     else:
-        _save(builder, make_program(), folder, stage, target, meta, what)
+        _save(builder, make_program(), folder, part, target, meta, what)
