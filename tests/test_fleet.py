@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import TESTS, run_bench
 
 from bench.errors import ResultsError
 from bench.fleet import case_costs, merge_runs
@@ -16,7 +14,6 @@ from bench.store import load_results
 from bench.suite.case import Case
 from bench.suite.select import shard_cases
 
-TESTS = Path(__file__).resolve().parent
 CASES = [Case(suite="s", model=f"m{i}", steps=1 + i % 4) for i in range(23)]
 
 
@@ -54,18 +51,13 @@ model = ["fake-ok", "fake-ok-2", "fake-ok-3", "fake-ok-4", "fake-ok-5"]
 """
 
 
-def _bench(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
-
 
 def _shard_runs(tmp_path: Path, count: int, *extra: str) -> list[Path]:
     (tmp_path / "fleet.toml").write_text(SUITE)
     runs = []
     for index in range(1, count + 1):
         out = tmp_path / f"machine{index}"
-        done = _bench(tmp_path, "run", "--suite", "fleet.toml", "--shard", f"{index}/{count}", "--no-progress",
+        done = run_bench(tmp_path, "run", "--suite", "fleet.toml", "--shard", f"{index}/{count}", "--no-progress",
                       "--plugin", "fake_executor:PLUGIN", "-o", str(out), *extra)  # fmt: skip
         assert done.returncode == 0, done.stderr
         (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
@@ -75,7 +67,7 @@ def _shard_runs(tmp_path: Path, count: int, *extra: str) -> list[Path]:
 
 def test_merge_combines_shards_into_one_run(tmp_path: Path) -> None:
     runs = _shard_runs(tmp_path, 2)
-    done = _bench(tmp_path, "merge", *map(str, runs), "-o", str(tmp_path / "merged"))
+    done = run_bench(tmp_path, "merge", *map(str, runs), "-o", str(tmp_path / "merged"))
     assert done.returncode == 0, done.stderr
     (merged,) = (tmp_path / "merged").iterdir()
     frame = load_results(merged)
@@ -103,14 +95,14 @@ def test_merge_refuses_what_does_not_belong_together(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     (other / "fleet.toml").write_text(SUITE.replace("fake-ok-5", "fake-ok-6"))
-    done = _bench(other, "run", "--suite", "fleet.toml", "--shard", "3/3", "--no-progress",
+    done = run_bench(other, "run", "--suite", "fleet.toml", "--shard", "3/3", "--no-progress",
                   "--plugin", "fake_executor:PLUGIN", "-o", "out")  # fmt: skip
     assert done.returncode == 0, done.stderr
     (foreign,) = (other / "out").iterdir()
     with pytest.raises(ResultsError, match="suite differs"):
         merge_runs([runs[0], runs[1], foreign], tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing written for a refused merge
-    refused = _bench(tmp_path, "merge", str(runs[0]), "-o", str(tmp_path / "out"))
+    refused = run_bench(tmp_path, "merge", str(runs[0]), "-o", str(tmp_path / "out"))
     assert refused.returncode == 2 and "missing" in refused.stderr
 
 

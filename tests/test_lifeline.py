@@ -4,19 +4,17 @@ mark the manifest and exit 128 + signal; a SIGKILLed runner's worker stops itsel
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+from cli_process import bench_command, bench_env, run_bench
 
 from bench.store import RESULTS_FILE, load_results
 
-TESTS = Path(__file__).resolve().parent
 SUITE = """
 [suite]
 name = "hang"
@@ -34,12 +32,9 @@ model = ["fake-ok", "fake-hang", "fake-ok-2"]
 
 def _start_run(tmp_path: Path, timeout: float = 120) -> subprocess.Popen[bytes]:
     (tmp_path / "hang.toml").write_text(SUITE.replace("timeout = 120", f"timeout = {timeout}"))
-    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", "--suite", str(tmp_path / "hang.toml"), "--no-progress",
-         "--plugin", "fake_executor:PLUGIN", "-o", str(tmp_path / "results")],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    command = bench_command("run", "--suite", str(tmp_path / "hang.toml"), "--no-progress",
+                            "--plugin", "fake_executor:PLUGIN", "-o", str(tmp_path / "results"))  # fmt: skip
+    return subprocess.Popen(command, cwd=tmp_path, env=bench_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _blocked_worker(run: subprocess.Popen[bytes]) -> list[psutil.Process]:
@@ -129,9 +124,7 @@ def test_resume_reruns_the_interrupted_case(tmp_path: Path) -> None:
         if run.poll() is None:
             run.kill()
     (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
-    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-m", "bench", "run", "--resume", str(run_dir), "--no-progress"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = run_bench(tmp_path, "run", "--resume", str(run_dir), "--no-progress", timeout=120)
     assert done.returncode == 1, done.stderr  # fake-hang now runs to its timeout
     closing = load_results(run_dir / RESULTS_FILE).query("stage == 'outcome'")
     assert sorted(closing["model"].astype(str)) == ["fake-hang", "fake-ok", "fake-ok-2"]

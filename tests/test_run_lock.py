@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_process import run_bench
 
 from bench.errors import RunLockedError
 from bench.run_lock import LOCK_FILE, RunLock
 
-TESTS = Path(__file__).resolve().parent
 SUITE = """
 [suite]
 name = "locked"
@@ -28,11 +28,6 @@ compute_unit = "REFERENCE"
 model = ["fake-ok"]
 """
 
-
-def _bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
 
 
 def _dead_pid() -> int:
@@ -61,14 +56,14 @@ def test_dead_holder_is_taken_over_with_a_warning(tmp_path: Path) -> None:
 
 def test_resume_of_a_locked_run_exits_2_naming_the_holder(tmp_path: Path) -> None:
     (tmp_path / "locked.toml").write_text(SUITE)
-    done = _bench(tmp_path, "run", "--suite", "locked.toml", "--no-progress", "--plugin", "fake_executor:PLUGIN",
+    done = run_bench(tmp_path, "run", "--suite", "locked.toml", "--no-progress", "--plugin", "fake_executor:PLUGIN",
                   "-o", "results")  # fmt: skip
     assert done.returncode == 0, done.stderr
     (run_dir,) = (tmp_path / "results").iterdir()
     before = (run_dir / "results.csv").read_bytes()
 
     holder = RunLock(run_dir).acquire()  # as a concurrent `bench run --resume` would hold it
-    refused = _bench(tmp_path, "run", "--resume", str(run_dir), "--no-progress")
+    refused = run_bench(tmp_path, "run", "--resume", str(run_dir), "--no-progress")
     holder.release()
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]  # one line
@@ -76,6 +71,6 @@ def test_resume_of_a_locked_run_exits_2_naming_the_holder(tmp_path: Path) -> Non
     assert (run_dir / "results.csv").read_bytes() == before
 
     (run_dir / LOCK_FILE).write_text(json.dumps({"pid": _dead_pid(), "host": platform.node(), "since": "x"}))
-    resumed = _bench(tmp_path, "run", "--resume", str(run_dir), "--no-progress")
+    resumed = run_bench(tmp_path, "run", "--resume", str(run_dir), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert "taking over the lock" in resumed.stdout + resumed.stderr
