@@ -36,7 +36,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
+def _resamples(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -66,7 +66,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--alpha", type=_fraction, default=SIGNIFICANCE_ALPHA,
                         help=f"significance level of the Mann-Whitney U test (default {SIGNIFICANCE_ALPHA}, asv's)")  # fmt: skip
     parser.add_argument("--confidence", type=_fraction, default=0.99, help="bootstrap interval level (default 0.99)")
-    parser.add_argument("--resamples", type=_positive, default=BOOTSTRAP_RESAMPLES,
+    parser.add_argument("--resamples", type=_resamples, default=BOOTSTRAP_RESAMPLES,
                         help=f"bootstrap resamples (default {BOOTSTRAP_RESAMPLES})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
     parser.add_argument("--allow-mixed", action="store_true", help="compare runs from different devices or engines")
