@@ -198,6 +198,15 @@ class CompiledFunction:
                 static[param] = self._resolve_static(binding)
         for key, value in op.attributes.items():
             static[key] = self._literal(value)
+        if kernel.prepare is not None and static:
+            try:
+                static = kernel.prepare(op, static)
+            except BenchError as error:
+                raise type(error)(f"{self._where(op)}: {error}") from error
+            except Exception as error:
+                raise OpExecutionError(
+                    f"{self._where(op)} failed while preparing its constants at load: {type(error).__name__}: {error}"
+                ) from error
         outputs = [self._output_spec(v.name, v.type, self._slot(v.name)) for v in op.outputs]
         self.steps.append(Step(len(self.steps), op, kernel, static, refs, lists, outputs))
 
@@ -423,7 +432,7 @@ def _flops(step: Step, kwargs: dict[str, Any], outputs: tuple[np.ndarray, ...]) 
 def _nbytes(values: Any) -> int:
     total = 0
     for value in values:
-        if isinstance(value, np.ndarray):
+        if isinstance(value, np.ndarray) or hasattr(value, "nbytes") and isinstance(value.nbytes, int):
             total += value.nbytes
         elif isinstance(value, list):
             total += _nbytes(value)
