@@ -51,6 +51,49 @@ def round_fp16(array: np.ndarray) -> np.ndarray:
         return array.astype(np.float16).astype(np.float32)
 
 
+#: Op types whose float outputs hold only values of their inputs or constants (data movement,
+#: selection, nearest-neighbour resampling). In fp16 mode every float value is already
+#: fp16-representable, so these outputs need no rounding, and they can only hold inf / nan that an
+#: input or constant held. `range_1d`, the scatters (they may add) and the bilinear resizes compute.
+VALUE_PRESERVING_OPS = frozenset({
+    "identity", "reshape", "reshape_like", "flatten2d", "transpose", "expand_dims", "squeeze",
+    "slice_by_index", "slice_by_size", "slice_update", "crop", "split", "concat", "stack", "tile", "pad",
+    "fill", "fill_like", "band_part", "reverse", "reverse_sequence", "depth_to_space", "space_to_depth",
+    "pixel_shuffle", "pixel_unshuffle", "sliding_windows", "gather", "gather_along_axis", "gather_nd",
+    "upsample_nearest_neighbor", "resize_nearest_neighbor", "one_hot",
+})  # fmt: skip
+
+#: Elements per block of the in-place rounding: 128 KiB of float32 plus its float16 copy stay in L2.
+_ROUND_BLOCK = 1 << 15
+
+
+def round_fp16_in_place(array: np.ndarray, check: bool) -> bool | None:
+    """Round a writeable C-contiguous float32 array through float16 in place, block by block on the
+    kernel threads (one pass over memory instead of the three of a whole-array cast, cast back and
+    finiteness check). Returns whether every rounded value is finite when `check`, else None.
+
+    The check sums each block while it is in cache: in fp16 mode every value is at most 65504, so a
+    block's float32 sum is finite exactly when all its values are."""
+    from bench.engines.reference.ops._util import parallel_for
+
+    flat = array.reshape(-1)
+    size = flat.size
+    finite = [True]
+
+    def run(starts: list[int]) -> None:
+        scratch = np.empty(min(_ROUND_BLOCK, size), np.float16)
+        for begin in starts:
+            block = flat[begin : begin + _ROUND_BLOCK]
+            half = scratch[: block.size]
+            np.copyto(half, block, casting="unsafe")
+            np.copyto(block, half)
+            if check and not np.isfinite(np.add.reduce(block)):
+                finite[0] = False
+
+    parallel_for(run, list(range(0, size, _ROUND_BLOCK)), size)
+    return finite[0] if check else None
+
+
 def to_compute(array: np.ndarray, precision: str, *, declared_fp16: bool = False) -> np.ndarray:
     """A floating array as the kernels see it: float32, rounded through fp16 when required."""
     array = np.asarray(array)
