@@ -144,11 +144,19 @@ def test_in_place_rounding_matches_a_float16_cast_and_finds_overflow():
     from bench.engines.reference.precision import round_fp16, round_fp16_in_place
 
     rng = np.random.default_rng(0)
-    values = (rng.standard_normal(200_003) * 3000).astype(np.float32)  # several blocks, a ragged last one
+    # several blocks and a ragged last one; magnitudes from float16's subnormals to its largest values
+    values = (rng.standard_normal(200_003) * np.exp(rng.uniform(-22, 9, 200_003))).astype(np.float32)
+    fp16_max_ulp, sub_ulp = 32.0, 2.0**-24
+    values[:12] = [65504, -65504, 65519.99, 1 + 2**-11, 1 + 3 * 2**-11, 2**-15, 0.5 * sub_ulp, 1.5 * sub_ulp,
+                   -0.0, 2**-14 - sub_ulp / 2, 1e-30, 65504 - fp16_max_ulp / 2]  # ties, subnormals, edges
     expected = round_fp16(values)
     rounded = values.copy()
     assert round_fp16_in_place(rounded, check=True) is True
-    np.testing.assert_array_equal(rounded, expected)
+    np.testing.assert_array_equal(rounded.view(np.uint32), expected.view(np.uint32))  # bit for bit, -0.0 too
+    special = np.array([np.inf, -np.inf, np.nan, 65520, -70000, 3e38, 1.0], np.float32)
+    expected_special = round_fp16(special)
+    assert round_fp16_in_place(special, check=True) is False
+    np.testing.assert_array_equal(special, expected_special)  # nan == nan for assert_array_equal
     values[150_000] = 70000.0  # over float16's 65504: becomes inf
     assert round_fp16_in_place(values, check=True) is False
     assert np.isinf(values[150_000]) and round_fp16_in_place(values.copy(), check=False) is None
