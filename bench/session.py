@@ -111,6 +111,13 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
+def _thread_plan() -> dict[str, Any]:
+    """The reference engine's thread rule as the workers will apply it (they inherit BENCH_NUM_THREADS)."""
+    from bench.engines.reference.threads import plan_threads
+
+    return plan_threads().to_dict()
+
+
 def start_run(
     plan: RunPlan,
     output: Path,
@@ -145,6 +152,7 @@ def start_run(
         "cases": [{"case_id": c.case_id, "label": c.label, **c.to_dict()} for c in plan.cases],
         "models": models,
         "environment": environment,
+        "threads": _thread_plan(),
         "power": {"start": power_state(), "end": None},
         "started": utc_timestamp(),
         "finished": None,

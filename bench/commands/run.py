@@ -7,6 +7,7 @@ Exit code 0 when every case is ok or skipped, 1 when a case failed or timed out,
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--repeats", type=_positive_int, help="override measured repeats")
     parser.add_argument("--warmup", type=_non_negative_int, help="override warm-up repeats")
     parser.add_argument("--timeout", type=_positive_float, help="override the per-case timeout (seconds)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="threads per worker for the reference engine (default: the CPUs allowed, shared among running engines)")
     parser.add_argument("--no-progress", action="store_true", help="no live display; one line per case")
     parser.add_argument("--executor", default=None, help=argparse.SUPPRESS)  # tests plug in fake pipelines
     parser.set_defaults(handler=handle)
@@ -69,6 +72,8 @@ def handle(args: argparse.Namespace) -> int:
 
     console = Console()
     progress = RichProgress(console, live=False if args.no_progress else None)
+    if args.threads is not None:  # workers inherit the environment; the engine reads it (engines/reference/threads.py)
+        os.environ["BENCH_NUM_THREADS"] = str(args.threads)
     if args.resume is not None:
         if args.dry_run:
             raise SuiteError("--dry-run cannot be combined with --resume")

@@ -104,12 +104,17 @@ def unet(request, tmp_path_factory):
 
 @pytest.fixture
 def same_threads():
-    """Run torch with the thread count numpy's BLAS uses; restore torch's setting afterwards."""
+    """Pin the engine (BLAS and its kernel pool) and torch to the thread count numpy's BLAS uses, so
+    the engine's sharing rule cannot change it mid-benchmark; restore both afterwards."""
+    from bench.engines.reference.threads import configure_threads
+
     threads, source = blas_threads()
     before = torch.get_num_threads()
+    configure_threads(threads)
     torch.set_num_threads(threads)
     yield threads, source
     torch.set_num_threads(before)
+    configure_threads(None)
 
 
 def blas_threads() -> tuple[int, str]:
@@ -306,3 +311,41 @@ def test_profiler_flops_match_the_program(unet):
         assert got == pytest.approx(expected, rel=0.02), (
             f"{config.name}: profiler counts {got / 1e9:.4f} GFLOP for {op_type}, the spec gives {expected / 1e9:.4f}"
         )
+
+
+#: Issue target: fp16 mode (every op's output rounded through float16) costs at most this many times fp32.
+MAX_FP16_TO_FP32 = 1.5
+
+
+def test_fp16_mode_costs_little_over_fp32(benchmark, unet, same_threads):
+    """One call in fp16 mode against one in fp32 on the same model, alternating, in one run."""
+    from bench.engines import reference
+
+    config, _module, inputs, path, _stats = unet
+    fp32 = reference.load(path, precision="fp32")
+    fp16 = reference.load(path, precision="fp16")
+    fp32_seconds: list[float] = []
+
+    def time_fp32_between_rounds():
+        fp32_seconds.append(_seconds(lambda: fp32.predict(inputs)))
+
+    out16 = benchmark.pedantic(
+        fp16.predict, args=(inputs,), setup=time_fp32_between_rounds, rounds=ROUNDS, warmup_rounds=1
+    )
+    assert fp16.last_numerics is not None and fp16.last_numerics.ok, fp16.last_numerics.describe()
+    quality = psnr(out16["noise_pred"].astype(np.float32), fp32.predict(inputs)["noise_pred"])
+    assert quality >= 35.0, f"{config.name}: fp16 mode output PSNR {quality:.1f} dB against fp32 (need >= 35)"
+    if benchmark.disabled:
+        return
+    fp16_median = benchmark.stats.stats.median
+    fp32_median = statistics.median(fp32_seconds[1:])
+    ratio = fp16_median / fp32_median
+    benchmark.extra_info.update(
+        {"unet": config.name, "fp16_median_s": round(fp16_median, 4), "fp32_median_s": round(fp32_median, 4),
+         "ratio_fp16_to_fp32": round(ratio, 2), "load_average_1min": round(os.getloadavg()[0], 2)}
+    )
+    print(f"\n{config.name}: fp16 mode {fp16_median * 1e3:.1f} ms, fp32 {fp32_median * 1e3:.1f} ms, ratio {ratio:.2f}")
+    assert ratio <= MAX_FP16_TO_FP32, (
+        f"{config.name}: fp16 mode {fp16_median * 1e3:.1f} ms per call is {ratio:.2f}x fp32 "
+        f"({fp32_median * 1e3:.1f} ms); target <= {MAX_FP16_TO_FP32}x"
+    )

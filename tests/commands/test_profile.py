@@ -79,3 +79,16 @@ def test_random_inputs_are_seeded_and_bound_token_ids_by_the_embedding():
     float_ids = program([("ids", t("fp32", 1, 5))], [*ops[:2], *cast_ops, gather], ["e"]).main
     got = random_inputs(SimpleNamespace(function=float_ids, input_specs=(TensorSpec("ids", (1, 400), np.dtype(np.float32)),)))
     assert got["ids"].dtype == np.float32 and (got["ids"] == np.round(got["ids"])).all() and got["ids"].max() < 37
+
+
+def test_threads_option_is_applied_and_shown(model_dir, capsys):
+    from bench.engines.reference import threads
+
+    try:
+        assert main(["profile", str(model_dir), "--threads", "1"]) == 0
+        out = capsys.readouterr().out
+        assert "threads: 1 (requested;" in out and threads.current_plan().threads == 1
+        assert main(["profile", str(model_dir), "--threads", "0"]) == 2
+        assert "thread count must be at least 1, got 0" in capsys.readouterr().err
+    finally:
+        threads.configure_threads(None)

@@ -231,3 +231,14 @@ def test_absent_real_model_names_the_fetch_command(tmp_path: Path, monkeypatch: 
     assert "sdxl-base-macos" in error and "bench models fetch sdxl-base-macos" in error
     assert not (tmp_path / "results").exists()
     assert not (tmp_path / "empty-models" / "tiny").exists()  # nothing was generated before the refusal
+
+
+def test_threads_option_reaches_the_workers_and_the_manifest(workdir: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BENCH_NUM_THREADS", raising=False)  # restored after the test: --threads sets it
+    code = main(["run", "--suite", "fake", "--no-progress", "--threads", "1", *FAKE])
+    assert code == 0, capsys.readouterr().out
+    (run_dir,) = run_dirs(workdir)
+    plan = json.loads((run_dir / "manifest.json").read_text())["threads"]
+    assert plan["threads"] == 1 and plan["source"] == "BENCH_NUM_THREADS" and plan["affinity_cpus"] >= 1
+    assert os.environ["BENCH_NUM_THREADS"] == "1"  # what the workers inherit
