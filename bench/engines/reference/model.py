@@ -23,6 +23,7 @@ from bench.engines.reference.precision import (
     warn_nonfinite,
 )
 from bench.engines.reference.profile import OpProfile, ProfileResult
+from bench.engines.reference.weights import release_mapped_pages
 from bench.errors import BenchError, InputError, ModelFormatError
 
 
@@ -81,6 +82,15 @@ def _spec_dtype(vtype: TensorType, precision: str | None = None) -> np.dtype:
     return vtype.numpy_dtype
 
 
+def _const_arrays(program: Program):
+    """Every array a program's ops carry as an attribute (const values: views of weight.bin)."""
+    for function in program.functions.values():
+        for op in function.operations:
+            for value in op.attributes.values():
+                if isinstance(value, np.ndarray):
+                    yield value
+
+
 def _spec_shape(vtype: TensorType) -> tuple[int, ...]:
     return tuple(-1 if d is None else int(d) for d in vtype.shape)
 
@@ -116,6 +126,7 @@ class ReferenceModel:
         started = time.perf_counter()
         self._compiled = CompiledFunction(self.function, self.path, self.precision, self.on_nonfinite)
         self.compile_seconds = time.perf_counter() - started
+        release_mapped_pages(_const_arrays(program))
         types = self.function.value_types()
         self.input_specs: tuple[TensorSpec, ...] = tuple(
             TensorSpec(v.name, _spec_shape(v.type), _spec_dtype(v.type)) for v in self.function.inputs
