@@ -17,8 +17,8 @@ from mil_programs import (
     t,
 )
 
-from bench.engines.reference.interpreter import CompiledFunction
 from bench.engines.reference.graph import Ref
+from bench.engines.reference.interpreter import CompiledFunction
 from bench.engines.reference.model import ReferenceModel
 from bench.errors import ModelFormatError, OpExecutionError, UnsupportedOpError
 
