@@ -27,7 +27,6 @@ from bench.engines.reference.precision import (
     VALUE_PRESERVING_OPS,
     NumericsReport,
     nonfinite_op,
-    round_fp16,
     round_fp16_in_place,
     to_compute,
 )
@@ -283,14 +282,15 @@ class CompiledFunction:
                 if array.dtype != np.float32:
                     array = array.astype(np.float32)
                 if self.precision == "fp16":
-                    if array.flags.writeable and array.flags.c_contiguous:
-                        # In place. Safe even when the kernel returned a view of an input, since every
-                        # float value in fp16 mode is already fp16-representable.
-                        finite = round_fp16_in_place(array, check)
-                    elif array.flags.writeable:
-                        array[...] = array.astype(np.float16)
-                    else:
-                        array = round_fp16(array)
+                    # In place over the array's memory when it is one dense block in any axis order
+                    # (transposed results of einsum / matmul too); safe even when the kernel returned
+                    # a view of an input, since every float value in fp16 mode is already
+                    # fp16-representable. Read-only or scattered results are copied first.
+                    flat = np.ravel(array, order="K") if array.flags.writeable else None
+                    if flat is None or not np.may_share_memory(flat, array):
+                        array = np.array(array, dtype=np.float32, order="C")
+                        flat = array.reshape(-1)
+                    finite = round_fp16_in_place(flat, check)
         elif array.dtype != spec.dtype:
             array = array.astype(spec.dtype)
         if spec.fixed:
