@@ -128,6 +128,13 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
+def _thread_plan() -> dict[str, Any]:
+    """The reference engine's thread rule as the workers will apply it (they inherit BENCH_NUM_THREADS)."""
+    from bench.engines.reference.threads import plan_threads
+
+    return plan_threads().to_dict()
+
+
 def start_run(
     plan: RunPlan,
     output: Path,
@@ -169,6 +176,7 @@ def start_run(
         "selected_case_ids": plan.selected_case_ids,
         "models": {model_id: prepared.to_manifest() for model_id, prepared in models.items()},
         "environment": environment,
+        "threads": _thread_plan(),
         "power": {"start": power_state(), "end": None},
         "started": utc_timestamp(),
         "finished": None,

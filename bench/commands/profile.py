@@ -31,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--csv", type=Path, metavar="FILE", help="also write the full table as CSV")
     parser.add_argument("--repeats", type=int, default=1, metavar="N", help="predicts to run; per-op times are medians (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="BLAS and kernel threads (default: the CPUs allowed, shared among running engines)")
     parser.set_defaults(handler=run)
 
 
@@ -38,16 +40,21 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from bench.engines import reference
+    from bench.engines.reference.threads import configure_threads, current_plan
 
     if args.top < 0:
         raise BenchError(f"--top must be 0 or more, got {args.top}")
     if args.repeats < 1:
         raise BenchError(f"--repeats must be at least 1, got {args.repeats}")
+    plan = configure_threads(args.threads)  # raises a one-line BenchError for --threads 0
     model = reference.load(args.model_path, precision=args.precision)
     inputs = random_inputs(model, seed=args.seed)
     result = model.profile(inputs, repeats=args.repeats)
     console = Console()
     console.print(result.table(by=args.by, top=args.top or None))
+    plan = current_plan() or plan
+    console.print(f"threads: {plan.threads} ({plan.source}; {plan.affinity_cpus} CPUs allowed, "
+                  f"{plan.engine_processes} engine process(es) sharing them)")
     report = model.last_numerics
     if report is not None and not report.ok:
         console.print(f"[yellow]numerics:[/yellow] {report.describe()}")

@@ -7,6 +7,7 @@ Exit code 0 when every case is ok or skipped, 1 when a case failed or timed out,
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,17 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--timeout", type=_case_field("timeout"), help="override the per-case timeout (seconds)")
     parser.add_argument("--device", metavar="UDID|NAME",
                         help="run every Core ML model on this connected iPhone / iPad (see `bench devices`; macOS only)")
+    parser.add_argument("--threads", type=_thread_count, metavar="N",
+                        help="threads per worker for the reference engine (default: the CPUs allowed, shared among running engines)")
     parser.add_argument("--no-progress", action="store_true", help="no live display; one line per case")
     parser.add_argument("--plugin", default=None, help=argparse.SUPPRESS)  # tests plug in fake pipelines
     parser.set_defaults(handler=handle)
+
+
+def _thread_count(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of threads >= 1, got {text!r}")
+    return int(text)
 
 
 def _case_field(name: str) -> Callable[[str], Any]:
@@ -71,6 +80,8 @@ def handle(args: argparse.Namespace) -> int:
     if not console.is_terminal:  # piped or in CI: wide enough that the summary keeps every column
         console.width = max(console.width, 120)
     progress = RichProgress(console, live=False if args.no_progress else None)
+    if args.threads is not None:  # workers inherit the environment; the engine reads it (engines/reference/threads.py)
+        os.environ["BENCH_NUM_THREADS"] = str(args.threads)
     if args.resume is not None:
         if args.dry_run:
             raise SuiteError("--dry-run cannot be combined with --resume")

@@ -102,3 +102,16 @@ def test_profile_refuses_a_model_reading_weights_out_of_its_folder(model_dir, ca
     err = capsys.readouterr().err.strip()
     assert err.startswith("bench: error: ") and "\n" not in err
     assert "model.mil:4: op 'w' (const): BLOBFILE path '@model_path/../../../../etc/passwd'" in err and "does not stay inside" in err
+
+
+def test_threads_option_is_applied_and_shown(model_dir, capsys):
+    from bench.engines.reference import threads
+
+    try:
+        assert main(["profile", str(model_dir), "--threads", "1"]) == 0
+        out = capsys.readouterr().out
+        assert "threads: 1 (requested;" in out and threads.current_plan().threads == 1
+        assert main(["profile", str(model_dir), "--threads", "0"]) == 2
+        assert "thread count must be at least 1, got 0" in capsys.readouterr().err
+    finally:
+        threads.configure_threads(None)

@@ -280,3 +280,14 @@ def test_resume_refuses_what_it_cannot_resume_safely(workdir: Path, capsys: pyte
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot resume" in err, err
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_threads_option_reaches_the_workers_and_the_manifest(workdir: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BENCH_NUM_THREADS", raising=False)  # restored after the test: --threads sets it
+    code = main(["run", "--suite", "fake", "--no-progress", "--threads", "1", *FAKE])
+    assert code == 0, capsys.readouterr().out
+    (run_dir,) = run_dirs(workdir)
+    plan = json.loads((run_dir / "manifest.json").read_text())["threads"]
+    assert plan["threads"] == 1 and plan["source"] == "BENCH_NUM_THREADS" and plan["affinity_cpus"] >= 1
+    assert os.environ["BENCH_NUM_THREADS"] == "1"  # what the workers inherit

@@ -24,9 +24,10 @@ from bench.engines.reference.graph import Binding, Function, Operation, Ref, Ten
 from bench.engines.reference.ops.registry import Kernel, registered_kernels
 from bench.engines.reference.precision import (
     FLOAT_DTYPES,
+    VALUE_PRESERVING_OPS,
     NumericsReport,
     nonfinite_op,
-    round_fp16,
+    round_fp16_in_place,
     to_compute,
 )
 from bench.engines.reference.profile import OpProfile
@@ -49,6 +50,9 @@ class OutputSpec:
     dtype: np.dtype
     shape: tuple[int | None, ...]
     fixed: bool  # every dimension known
+    #: fp16 mode: the op only moves values (`VALUE_PRESERVING_OPS`) and reads no non-finite constant,
+    #: so its float32 output needs neither rounding nor a finiteness check while every value so far is finite
+    exact: bool = False
 
 
 @dataclass
@@ -80,6 +84,7 @@ class CompiledFunction:
         self.precision = precision
         self.on_nonfinite = on_nonfinite
         self.check_numerics = on_nonfinite != "ignore"
+        self._feeds_finite = True
         self.last_numerics: NumericsReport | None = None
         self._slots: dict[str, int] = {}
         self._constants: dict[str, Any] = {}
@@ -198,7 +203,19 @@ class CompiledFunction:
                 static[param] = self._resolve_static(binding)
         for key, value in op.attributes.items():
             static[key] = self._literal(value)
+        if kernel.prepare is not None and static:
+            try:
+                static = kernel.prepare(op, static)
+            except BenchError as error:
+                raise type(error)(f"{self._where(op)}: {error}") from error
+            except Exception as error:
+                raise OpExecutionError(
+                    f"{self._where(op)} failed while preparing its constants at load: {type(error).__name__}: {error}"
+                ) from error
         outputs = [self._output_spec(v.name, v.type, self._slot(v.name)) for v in op.outputs]
+        if self.precision == "fp16" and op.type in VALUE_PRESERVING_OPS and _finite_constants(static):
+            for spec in outputs:
+                spec.exact = spec.is_float
         self.steps.append(Step(len(self.steps), op, kernel, static, refs, lists, outputs))
 
     def _resolve_static(self, arg: Any) -> Any:
@@ -249,16 +266,31 @@ class CompiledFunction:
 
     # -- run time --------------------------------------------------------------------------------
     def _finish(self, op: Operation, spec: OutputSpec, array: np.ndarray) -> np.ndarray:
+        return self._finish_checked(op, spec, array, check=False)[0]
+
+    def _finish_checked(
+        self, op: Operation, spec: OutputSpec, array: np.ndarray, check: bool, all_finite_so_far: bool = False
+    ) -> tuple[np.ndarray, bool | None]:
+        """The output as stored: float32, rounded through fp16 in fp16 mode, shape checked. With
+        `check`, also whether it is all finite where that came for free (None: not known)."""
+        finite: bool | None = None
         if spec.is_float:
-            if array.dtype != np.float32:
-                array = array.astype(np.float32)
-            if self.precision == "fp16":
-                if array.flags.writeable:
-                    # In place: only a float16 temporary. Safe even when the kernel returned a view
-                    # of an input, since every float value in fp16 mode is already fp16-representable.
-                    array[...] = array.astype(np.float16)
-                else:
-                    array = round_fp16(array)
+            if spec.exact and array.dtype == np.float32:
+                # fp16-exact already (see OutputSpec.exact); finite if every value before it was
+                finite = True if all_finite_so_far else None
+            else:
+                if array.dtype != np.float32:
+                    array = array.astype(np.float32)
+                if self.precision == "fp16":
+                    # In place over the array's memory when it is one dense block in any axis order
+                    # (transposed results of einsum / matmul too); safe even when the kernel returned
+                    # a view of an input, since every float value in fp16 mode is already
+                    # fp16-representable. Read-only or scattered results are copied first.
+                    flat = np.ravel(array, order="K") if array.flags.writeable else None
+                    if flat is None or not np.may_share_memory(flat, array):
+                        array = np.array(array, dtype=np.float32, order="C")
+                        flat = array.reshape(-1)
+                    finite = round_fp16_in_place(flat, check)
         elif array.dtype != spec.dtype:
             array = array.astype(spec.dtype)
         if spec.fixed:
@@ -272,7 +304,7 @@ class CompiledFunction:
             raise OpExecutionError(
                 f"{self._where(op)}: output {spec.name!r} has shape {array.shape}, the program declares {spec.shape}"
             )
-        return array
+        return array, finite
 
     def _call(self, step: Step, env: list[Any]) -> tuple[Any, ...]:
         """Run one step's kernel; its arguments are dropped on return (no reference outlives it)."""
@@ -308,9 +340,11 @@ class CompiledFunction:
 
     def _store(self, step: Step, outputs: tuple[Any, ...], env: list[Any], report: NumericsReport | None) -> None:
         for spec, value in zip(step.outputs, outputs):
-            array = self._finish(step.op, spec, np.asarray(value))
+            check = report is not None and spec.is_float
+            all_finite_so_far = check and report.first is None and self._feeds_finite
+            array, finite = self._finish_checked(step.op, spec, np.asarray(value), check, all_finite_so_far)
             env[spec.slot] = array
-            if report is not None and spec.is_float and not _all_finite(array):
+            if check and not (finite if finite is not None else _all_finite(array)):
                 report.nonfinite_ops += 1
                 if report.first is None:
                     report.first = nonfinite_op(step.index, step.op.type, step.op.name, spec.name, array)
@@ -349,6 +383,10 @@ class CompiledFunction:
         fed = [byte_bounds(env[slot]) for _, slot in self.input_slots if isinstance(env[slot], np.ndarray)]
         report = NumericsReport(self.model_path, self.precision) if self.check_numerics else None
         self.last_numerics = report
+        self._feeds_finite = report is None or all(
+            _all_finite(env[slot]) for _, slot in self.input_slots
+            if isinstance(env[slot], np.ndarray) and env[slot].dtype.kind == "f"
+        )
         if timings is None:
             for step in self.steps:
                 self._store(step, self._call(step, env), env, report)
@@ -400,6 +438,16 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _finite_constants(static: dict[str, Any]) -> bool:
+    """No constant float argument of an op holds inf or nan (fp16 rounding can make them: -3.4e38 masks)."""
+    for value in static.values():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, np.ndarray) and item.dtype.kind == "f" and not _all_finite(item):
+                return False
+    return True
+
+
 def _all_finite(array: np.ndarray) -> bool:
     if array.size == 0:
         return True
@@ -423,7 +471,7 @@ def _flops(step: Step, kwargs: dict[str, Any], outputs: tuple[np.ndarray, ...]) 
 def _nbytes(values: Any) -> int:
     total = 0
     for value in values:
-        if isinstance(value, np.ndarray):
+        if isinstance(value, np.ndarray) or hasattr(value, "nbytes") and isinstance(value.nbytes, int):
             total += value.nbytes
         elif isinstance(value, list):
             total += _nbytes(value)

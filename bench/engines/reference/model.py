@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.engines.base import TensorSpec
+from bench.engines.reference import threads
 from bench.engines.reference.graph import Function, Program, TensorType
 from bench.engines.reference.interpreter import CompiledFunction
 from bench.engines.reference.precision import (
@@ -22,6 +23,7 @@ from bench.engines.reference.precision import (
     warn_nonfinite,
 )
 from bench.engines.reference.profile import OpProfile, ProfileResult
+from bench.engines.reference.weights import release_mapped_pages
 from bench.errors import BenchError, InputError, ModelFormatError
 
 
@@ -80,6 +82,15 @@ def _spec_dtype(vtype: TensorType, precision: str | None = None) -> np.dtype:
     return vtype.numpy_dtype
 
 
+def _const_arrays(program: Program):
+    """Every array a program's ops carry as an attribute (const values: views of weight.bin)."""
+    for function in program.functions.values():
+        for op in function.operations:
+            for value in op.attributes.values():
+                if isinstance(value, np.ndarray):
+                    yield value
+
+
 def _spec_shape(vtype: TensorType) -> tuple[int, ...]:
     return tuple(-1 if d is None else int(d) for d in vtype.shape)
 
@@ -111,9 +122,11 @@ class ReferenceModel:
                 f"{self.path}: no function {name!r} in the model; it has {', '.join(sorted(program.functions))}"
             )
         self.function: Function = program.functions[name]
+        threads.refresh_threads()  # the first load configures BLAS and the kernel pool (threads.py)
         started = time.perf_counter()
         self._compiled = CompiledFunction(self.function, self.path, self.precision, self.on_nonfinite)
         self.compile_seconds = time.perf_counter() - started
+        release_mapped_pages(_const_arrays(program))
         types = self.function.value_types()
         self.input_specs: tuple[TensorSpec, ...] = tuple(
             TensorSpec(v.name, _spec_shape(v.type), _spec_dtype(v.type)) for v in self.function.inputs
@@ -127,6 +140,7 @@ class ReferenceModel:
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model on a dict of numpy arrays; returns a dict of numpy arrays."""
         feeds = self._validate(inputs)
+        threads.refresh_threads()
         outputs = self._compiled.run(feeds, consume=True)  # empties `feeds`: inputs die after last use
         self._after_run()
         return {name: to_output(value, self.precision) for name, value in outputs.items()}
@@ -140,6 +154,7 @@ class ReferenceModel:
         for _ in range(repeats):
             timings: list[OpProfile] = []
             feeds = self._validate(inputs)
+            threads.refresh_threads()
             started = time.perf_counter()
             self._compiled.run(feeds, timings, consume=True)
             walls.append(time.perf_counter() - started)

@@ -160,3 +160,21 @@ def _sizes() -> dict[str, SizeSpec]:
 
 
 SIZES: dict[str, SizeSpec] = _sizes()
+
+
+#: SDXL base's own UNet (stabilityai/stable-diffusion-xl-base-1.0 unet/config.json): 2.6 B parameters.
+#: Not a generated set (its fp16 package is 5 GB); `bench.models.tiny.realsize` writes a UNet of it
+#: with random weights for memory and speed work on the reference engine.
+SDXL_BASE_UNET = UNetSpec(
+    block_out_channels=(320, 640, 1280),
+    attention_levels=(False, True, True),
+    transformer_depth=(0, 2, 10),
+    heads=(5, 10, 20),  # head dim 64
+    mid_depth=10,
+    layers_per_block=2,
+    norm_groups=32,
+    cross_attention_dim=2048,
+    addition_time_embed_dim=256,
+    time_ids=6,
+    text_embeds_dim=1280,
+)

@@ -135,3 +135,57 @@ def test_a_converted_model_overflows_in_fp16_mode_only(tmp_path):
         half = model.predict(x)
     assert model.last_numerics.first.op_name == "energy" and model.last_numerics.first.inf_count == 3
     assert half["norm"][0, 0] == 128 and np.isinf(half["norm"][0, 1:]).all()
+
+
+# -- the fast fp16 path: in-place block rounding, no rounding of value-moving ops -------------------------
+
+
+def test_in_place_rounding_matches_a_float16_cast_and_finds_overflow():
+    from bench.engines.reference.precision import round_fp16, round_fp16_in_place
+
+    rng = np.random.default_rng(0)
+    # several blocks and a ragged last one; magnitudes from float16's subnormals to its largest values
+    values = (rng.standard_normal(200_003) * np.exp(rng.uniform(-22, 9, 200_003))).astype(np.float32)
+    fp16_max_ulp, sub_ulp = 32.0, 2.0**-24
+    values[:12] = [65504, -65504, 65519.99, 1 + 2**-11, 1 + 3 * 2**-11, 2**-15, 0.5 * sub_ulp, 1.5 * sub_ulp,
+                   -0.0, 2**-14 - sub_ulp / 2, 1e-30, 65504 - fp16_max_ulp / 2]  # ties, subnormals, edges
+    expected = round_fp16(values)
+    rounded = values.copy()
+    assert round_fp16_in_place(rounded, check=True) is True
+    np.testing.assert_array_equal(rounded.view(np.uint32), expected.view(np.uint32))  # bit for bit, -0.0 too
+    special = np.array([np.inf, -np.inf, np.nan, 65520, -70000, 3e38, 1.0], np.float32)
+    expected_special = round_fp16(special)
+    assert round_fp16_in_place(special, check=True) is False
+    np.testing.assert_array_equal(special, expected_special)  # nan == nan for assert_array_equal
+    values[150_000] = 70000.0  # over float16's 65504: becomes inf
+    assert round_fp16_in_place(values, check=True) is False
+    assert np.isinf(values[150_000]) and round_fp16_in_place(values.copy(), check=False) is None
+
+
+def _moving_program(mask_value: float):
+    """reshape(x) and a slice of a constant (mask_value in it) both only move values."""
+    ops = [
+        op("reshape", "flat", [("r", t("fp32", 4))], x="x", shape="shape"),
+        const("shape", np.array([4], np.int32)),
+        const("mask", np.array([0.0, mask_value, 0.0, 0.0], np.float32)),
+        op("slice_by_index", "cut", [("m", t("fp32", 2))], x="mask", begin="begin", end="end"),
+        const("begin", np.array([0], np.int32)),
+        const("end", np.array([2], np.int32)),
+    ]
+    ops = [o for o in ops if o.type == "const"] + [o for o in ops if o.type != "const"]
+    return program([("x", t("fp32", 2, 2))], ops, ["r", "m"])
+
+
+def test_fp16_value_moving_ops_still_report_inputs_and_constants_that_are_not_finite():
+    finite = ReferenceModel(PATH, _moving_program(-1.0), "fp16")
+    out = finite.predict({"x": np.array([[1.0, 2.0], [3.0, 1.0 / 3.0]], np.float32)})
+    assert finite.last_numerics.ok
+    assert out["r"][3] == np.float16(1.0 / 3.0)  # the input was rounded on the way in
+    # a -3.4e38 mask constant turns into -inf in fp16: the slice of it is reported
+    masked = ReferenceModel(PATH, _moving_program(-3.4e38), "fp16")
+    with pytest.warns(NumericsWarning, match=r"op 'cut' \(slice_by_index"):
+        masked.predict({"x": np.ones((2, 2), np.float32)})
+    # an input holding inf: the reshape that passes it on is the op reported, as before
+    with pytest.warns(NumericsWarning, match=r"op 'flat' \(reshape"):
+        finite.predict({"x": np.array([[1.0, np.inf], [0.0, 0.0]], np.float32)})
+    assert finite.last_numerics.nonfinite_ops == 1

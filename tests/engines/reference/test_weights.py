@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,29 @@ def test_unknown_dtype_code(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(ModelFormatError, match="unknown dtype code 99"):
         weights.WeightFile(path).read(offset, "fp16", (8,))
+
+
+def test_released_weight_pages_leave_rss_and_read_back_unchanged(tmp_path):
+    """After load the engine drops the resident pages of weight.bin: views still read the same bytes."""
+    from bench.engines.reference.weights import release_mapped_pages
+
+    values = np.arange(8 << 20, dtype=np.float32).reshape(2048, -1)  # 32 MiB
+    writer = weights.WeightWriter()
+    offset = writer.add(values, "fp32")
+    writer.write(tmp_path / "weight.bin")
+    view = weights.WeightFile(tmp_path / "weight.bin").read(offset, "fp32", values.shape)
+
+    def file_rss() -> int | None:
+        status = Path("/proc/self/status")
+        if not status.exists():
+            return None
+        line = next((x for x in status.read_text().splitlines() if x.startswith("RssFile:")), None)
+        return int(line.split()[1]) * 1024 if line else None
+
+    assert float(view.sum(dtype=np.float64)) == float(values.sum(dtype=np.float64))  # touch every page
+    before = file_rss()
+    assert release_mapped_pages([view, values, "not an array"]) == 1
+    after = file_rss()
+    if before is not None and after is not None:
+        assert before - after >= 16 << 20, f"RssFile {before} -> {after}: the mapped pages stayed resident"
+    np.testing.assert_array_equal(view, values)

@@ -5,6 +5,8 @@ x is (N, C, *spatial) with 1 to 3 spatial dims, conv weight (C_out, C_in / group
 weight (C_in, C_out / groups, *K); pads are (before, after) per spatial dim.
 
 How the 2-D convolution is computed (it dominates a UNet call):
+- 3x3, stride 1, at least 128 channels in and out: Winograd F(2x2, 3x3) (`winograd.py`), with the
+  weight transformed once at load by `prepare_conv`.
 - 1x1, stride 1: one GEMM per call, (C_out, C_in) @ (C_in, N*H*W).
 - k x k, stride 1, C_out <= C_in ("shifted GEMM"): the input is zero-padded once into a flat
   (C_in, N, Hp*Wp) buffer; one GEMM multiplies all k*k weight slices at once,
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.engines.reference.graph import Operation
+from bench.engines.reference.ops import winograd
 from bench.engines.reference.ops._util import (
     F32,
     as_bool,
@@ -213,16 +216,34 @@ def _depthwise(
 
 
 def conv_flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[np.ndarray]) -> float:
-    """2 * output elements * (C_in / groups) * prod(kernel) multiply-adds, plus the bias adds."""
-    w = np.asarray(inputs["weight"])
+    """2 * output elements * (C_in / groups) * prod(kernel) multiply-adds, plus the bias adds.
+
+    Counted as the direct convolution's, whatever method ran (a Winograd conv does fewer
+    multiplications, so its GFLOP/s is an effective rate, comparable with torch's)."""
+    weight = inputs["weight"]
+    shape = weight.shape if isinstance(weight, winograd.WinogradWeight) else np.asarray(weight).shape
     out = np.asarray(outputs[0])
-    flops = 2.0 * out.size * math.prod(w.shape[1:])
+    flops = 2.0 * out.size * math.prod(shape[1:])
     if inputs.get("bias") is not None:
         flops += out.size
     return flops
 
 
-@register("conv", family=FAMILY, flops=conv_flops)
+def prepare_conv(op: Operation, static: dict[str, Any]) -> dict[str, Any]:
+    """At load: a constant 3x3 weight of a conv the Winograd path computes is transformed once."""
+    weight = static.get("weight")
+    if not isinstance(weight, np.ndarray) or weight.ndim != 4:
+        return static
+    kernel = weight.shape[2:]
+    strides = as_ints(static["strides"]) if static.get("strides") is not None else (1, 1)
+    dilations = as_ints(static["dilations"]) if static.get("dilations") is not None else (1, 1)
+    groups = as_int(static["groups"]) if static.get("groups") is not None else 1
+    if len(kernel) != 2 or not winograd.applies(weight.shape, strides, dilations, groups):
+        return static
+    return {**static, "weight": winograd.WinogradWeight.pack(weight)}
+
+
+@register("conv", family=FAMILY, flops=conv_flops, prepare=prepare_conv)
 def conv(
     op: Operation,
     x: np.ndarray,
@@ -239,6 +260,8 @@ def conv(
     valid (default) / same / same_lower / custom (pad = [before, after] per dim); groups split the
     channels. Output size floor((D + pad_before + pad_after - (K - 1) * dilation - 1) / stride) + 1."""
     x = np.asarray(x, dtype=F32)
+    if isinstance(weight, winograd.WinogradWeight):  # packed at load by prepare_conv
+        return _conv_winograd(x, weight, bias, pad_type, pad)
     w = np.asarray(weight, dtype=F32)
     if x.ndim < 3 or w.ndim != x.ndim:
         raise OpExecutionError(f"conv x {list(x.shape)} and weight {list(w.shape)} must both be (N, C, *spatial)")
@@ -260,6 +283,21 @@ def conv(
         for i in range(g)
     ]
     return np.concatenate(parts, axis=1)
+
+
+def _conv_winograd(
+    x: np.ndarray, weight: winograd.WinogradWeight, bias: Any, pad_type: Any, pad: Any
+) -> np.ndarray:
+    if x.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise OpExecutionError(f"conv x {list(x.shape)} and weight {list(weight.shape)} must both be (N, C, *spatial)")
+    pads = conv_pads(as_str(pad_type), x.shape[2:], (3, 3), (1, 1), (1, 1), as_ints(pad) if pad is not None else None)
+    if any(b < 0 or e < 0 for b, e in pads):  # negative custom pads crop first
+        x = _zero_pad(x, pads)
+        pads = [(0, 0), (0, 0)]
+    if x.shape[2] + sum(pads[0]) < 3 or x.shape[3] + sum(pads[1]) < 3:
+        raise OpExecutionError(f"conv output would be empty: input {list(x.shape[2:])}, pads {pads}, kernel [3, 3]")
+    b = None if bias is None else np.asarray(bias, F32)
+    return winograd.conv3x3(np.ascontiguousarray(x), weight, pads, b)
 
 
 # -- conv_transpose ----------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ or a tuple for ops with several outputs.
 
 `flops(op, inputs, outputs)` estimates floating-point operations for profiling; bytes moved are
 measured by the interpreter from the arrays themselves.
+
+`prepare(op, static)` (optional) runs once at load with the op's constant parameters and returns
+them, possibly repacked for speed (a conv weight in Winograd form): work a predict would otherwise
+repeat on every call. The kernel must accept what its `prepare` returns.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from bench.errors import UnsupportedOpError
 
 KernelFn = Callable[..., Any]
 FlopsFn = Callable[[Operation, dict[str, Any], tuple[np.ndarray, ...]], float]
+PrepareFn = Callable[[Operation, dict[str, Any]], dict[str, Any]]
 
 FAMILIES: tuple[str, ...] = (
     "conv",
@@ -45,6 +50,7 @@ class Kernel:
     family: str
     fn: KernelFn
     flops: FlopsFn | None = None
+    prepare: PrepareFn | None = None
 
     @property
     def is_constexpr(self) -> bool:
@@ -59,7 +65,9 @@ class Kernel:
 _KERNELS: dict[str, Kernel] = {}
 
 
-def register(op_type: str, *, family: str, flops: FlopsFn | None = None) -> Callable[[KernelFn], KernelFn]:
+def register(
+    op_type: str, *, family: str, flops: FlopsFn | None = None, prepare: PrepareFn | None = None
+) -> Callable[[KernelFn], KernelFn]:
     """Decorator: register `fn` as the kernel of MIL op `op_type`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown kernel family {family!r} for {op_type!r}; expected one of {FAMILIES}")
@@ -67,7 +75,7 @@ def register(op_type: str, *, family: str, flops: FlopsFn | None = None) -> Call
     def decorate(fn: KernelFn) -> KernelFn:
         if op_type in _KERNELS:
             raise ValueError(f"kernel for {op_type!r} registered twice")
-        _KERNELS[op_type] = Kernel(op_type, family, fn, flops)
+        _KERNELS[op_type] = Kernel(op_type, family, fn, flops, prepare)
         return fn
 
     return decorate

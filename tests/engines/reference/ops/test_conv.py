@@ -230,3 +230,91 @@ def test_pools(run, rng):
                ceil_mode=np.bool_(True))
     assert ceil.shape == (2, 3, math.ceil(7 / 2), 3)
     np.testing.assert_allclose(ceil[:, :, -1, :], np.max(x[:, :, 6:7, :].reshape(2, 3, 3, 2), axis=-1), rtol=1e-6)
+
+
+# -- Winograd F(2x2, 3x3): weights packed at load by the kernel's `prepare` ---------------------------------
+
+WINOGRAD_CASES = [
+    # (x shape, pad_type, custom pad): even and odd sizes, asymmetric and cropping pads
+    ((2, 5, 8, 8), "custom", [1, 1, 1, 1]),
+    ((1, 4, 7, 9), "same", None),
+    ((2, 3, 6, 5), "valid", None),
+    ((1, 4, 9, 6), "custom", [0, 2, 2, 1]),
+    ((1, 3, 8, 8), "custom", [-1, 1, 1, 0]),
+    ((1, 2, 3, 3), "valid", None),  # one output pixel
+]
+
+
+def prepared_conv(run, monkeypatch, **kwargs):
+    """Run conv as the interpreter does: constant parameters through `prepare` first."""
+    from bench.engines.reference.ops import winograd
+
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)  # the small shapes here take the Winograd path too
+    kernel = get_kernel("conv")
+    static = {k: v for k, v in kwargs.items() if k != "x"}
+    static = kernel.prepare(None, static)
+    assert isinstance(static["weight"], winograd.WinogradWeight)
+    return run("conv", x=kwargs["x"], **static)
+
+
+@pytest.mark.parametrize("x_shape, pad_type, pad", WINOGRAD_CASES)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_winograd_conv_matches_direct_sum(run, rng, monkeypatch, x_shape, pad_type, pad, with_bias):
+    x = rng.standard_normal(x_shape).astype(F32)
+    w = rng.standard_normal((6, x_shape[1], 3, 3)).astype(F32)
+    b = rng.standard_normal(6).astype(F32) if with_bias else None
+    kwargs = {"x": x, "weight": w, "pad_type": pad_type, "strides": np.array([1, 1], I32),
+              "dilations": np.array([1, 1], I32), "groups": np.int32(1)}
+    if pad is not None:
+        kwargs["pad"] = np.array(pad, I32)
+    if b is not None:
+        kwargs["bias"] = b
+    out = prepared_conv(run, monkeypatch, **kwargs)
+    if pad_type == "custom":
+        pads = [(pad[0], pad[1]), (pad[2], pad[3])]
+        if min(pad) < 0:  # crop, then the positive pads
+            x = x[:, :, 1:, :]
+            pads = [(0, 1), (1, 0)]
+    elif pad_type == "valid":
+        pads = [(0, 0), (0, 0)]
+    else:
+        pads = same_pads(x_shape[2:], (3, 3), (1, 1), (1, 1))
+    expected = ref_conv(x, w, b, (1, 1), pads, (1, 1), 1)
+    assert out.dtype == F32 and out.shape == expected.shape and out.flags.c_contiguous
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_applies_only_to_wide_3x3_stride_1_convs():
+    from bench.engines.reference.ops import winograd
+
+    prepare = get_kernel("conv").prepare
+    wide = np.zeros((128, 128, 3, 3), F32)
+    assert isinstance(prepare(None, {"weight": wide})["weight"], winograd.WinogradWeight)
+    for static in (
+        {"weight": np.zeros((64, 128, 3, 3), F32)},  # too few output channels
+        {"weight": wide, "strides": np.array([2, 2], I32)},
+        {"weight": wide, "dilations": np.array([2, 1], I32)},
+        {"weight": np.zeros((128, 64, 3, 3), F32), "groups": np.int32(2)},
+        {"weight": np.zeros((128, 128, 1, 1), F32)},
+        {"weight": np.zeros((128, 128, 3), F32)},
+    ):
+        assert isinstance(prepare(None, static)["weight"], np.ndarray)
+
+
+def test_winograd_conv_unet_sized_against_float64_conv(run, rng):
+    """At UNet width (the default threshold applies) the packed path agrees with a float64 GEMM conv."""
+    from bench.engines.reference.ops import conv as conv_ops
+
+    x = rng.standard_normal((2, 128, 12, 12)).astype(F32)
+    w = (rng.standard_normal((160, 128, 3, 3)) / math.sqrt(128 * 9)).astype(F32)
+    b = rng.standard_normal(160).astype(F32)
+    kernel = get_kernel("conv")
+    static = kernel.prepare(None, {"weight": w, "bias": b, "pad_type": "custom", "pad": np.array([1, 1, 1, 1], I32)})
+    out = run("conv", x=x, **static)
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (1, 1), (1, 1)])
+    cols, _ = conv_ops._im2col(xp, (3, 3), (1, 1), (1, 1))  # float64 columns: an exact-as-possible reference
+    expected = (w.astype(np.float64).reshape(160, -1) @ cols.reshape(128 * 9, -1)).reshape(160, 2, 12, 12)
+    expected = expected.transpose(1, 0, 2, 3) + b.reshape(1, 160, 1, 1)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    flops = kernel.flops(None, {"x": x, **static}, (out,))
+    assert flops == 2 * out.size * 128 * 9 + out.size  # counted as the direct conv's
