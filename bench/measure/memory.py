@@ -200,9 +200,11 @@ class SampledPeak:
 class ProcessSampler:
     """Samples another process's memory by PID on a thread of this process (the runner).
 
-    RSS comes from psutil; on macOS phys_footprint from proc_pid_rusage on the worker's PID, the
-    number jetsam enforces. Every sample is stamped with `time.perf_counter_ns`, the clock the
-    worker's spans use (system-wide monotonic on Linux and macOS), so spans and samples line up.
+    On macOS RSS and phys_footprint come from proc_pid_rusage on the worker's PID (the number
+    jetsam enforces); on Linux RSS from the worker's /proc/<pid>/statm through a kept-open
+    descriptor; elsewhere from psutil. Every sample is stamped with `time.perf_counter_ns`, the
+    clock the worker's spans use (system-wide monotonic on Linux and macOS), so spans and samples
+    line up.
     """
 
     def __init__(self, pid: int, interval: float = DEFAULT_INTERVAL) -> None:
@@ -213,6 +215,7 @@ class ProcessSampler:
         self._process = psutil.Process(pid)
         footprint, self.footprint_absent_reason = footprint_reader(pid)
         self._footprint: FootprintReader | None = footprint
+        self._read_rss = self._process_rss_reader()
         self._times: list[int] = []
         self._rss: list[int] = []
         self._footprints: list[int] = []
@@ -225,6 +228,25 @@ class ProcessSampler:
     @property
     def has_footprint(self) -> bool:
         return self._footprint is not None
+
+    def _process_rss_reader(self) -> Callable[[], int]:
+        """The worker's RSS: a pread of its /proc statm where there is one. psutil reopens and
+        parses that file on every call, which after each 10 ms sleep costs ~190 us of CPU against
+        ~45 us for a pread (the sampler must stay under 2 % of a core)."""
+        try:
+            fd = os.open(f"/proc/{self.pid}/statm", os.O_RDONLY)
+        except OSError:
+            return lambda: self._process.memory_info().rss
+        self._statm = fd
+        page, pread = os.sysconf("SC_PAGE_SIZE"), os.pread
+
+        def rss() -> int:
+            fields = pread(fd, 128, 0).split()
+            if not fields:  # the process is gone (a reaped process's statm reads empty)
+                raise ProcessLookupError(self.pid)
+            return int(fields[1]) * page
+
+        return rss
 
     def start(self) -> ProcessSampler:
         if self._thread is None:
@@ -241,6 +263,10 @@ class ProcessSampler:
             self._thread.join()
             self._thread = None
             self.wall_seconds += time.perf_counter() - self._started_at
+        statm = getattr(self, "_statm", None)
+        if statm is not None:
+            os.close(statm)
+            self._statm = None
         return self.samples()
 
     def samples(self) -> MemorySamples:
@@ -280,8 +306,8 @@ class ProcessSampler:
             if self._footprint is not None:
                 resident, footprint, _ = self._footprint.read()
             else:
-                resident, footprint = self._process.memory_info().rss, -1
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, OSError):
+                resident, footprint = self._read_rss(), -1
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, OSError, ValueError, IndexError):
             return False
         # Appended in this order and read up to the shortest list: a reader never sees half a sample.
         self._times.append(stamp)
