@@ -36,7 +36,7 @@ def test_markdown_report_with_charts(tmp_path: Path) -> None:
 
 def test_markdown_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(EXAMPLE_RESULTS), "--format", "md"]) == 0
-    assert capsys.readouterr().out.startswith("# Benchmark report: 20261203T185711Z-24ff")
+    assert capsys.readouterr().out.startswith("# Benchmark report: 20261203T202621Z-c9d4")
 
 
 def test_missing_run_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
