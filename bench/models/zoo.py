@@ -261,7 +261,7 @@ def _resolve_generated(variant: Variant, build_tiny: bool) -> ModelSet:
     return ModelSet(
         id=variant.id,
         root=folder,
-        files={part: folder / rel for part, rel in marker.get("parts", marker.get("stages", {})).items()},
+        files={part: folder / rel for part, rel in marker["parts"].items()},
         resolution=int(marker["resolution"]),
         attention=marker["attention"],
         quantization=marker["quantization"],

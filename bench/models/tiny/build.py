@@ -34,7 +34,7 @@ from bench.models.paths import models_dir
 from bench.models.tiny.spec import SIZES, SizeSpec
 
 #: Bumped whenever the generator's output changes; units built by another version are rebuilt.
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"  # 4: markers and metadata name model files by part ("parts", "bench.part")
 UNIT_MARKER = "bench-unit.json"
 VARIANT_MARKER = "bench-model.json"
 
@@ -143,8 +143,7 @@ def variant_is_valid(folder: Path, *, deep: bool = False) -> bool:
         return False
     if info.get("generator") != GENERATOR_VERSION:
         return False
-    files = info.get("parts", info.get("stages", {}))  # "stages" in markers written before the rename
-    if not all((Path(folder) / rel).exists() for rel in files.values()):
+    if not all((Path(folder) / rel).exists() for rel in info.get("parts", {}).values()):
         return False
     units = Path(folder).parent / "units"
     return all(unit_is_valid(units / name, deep=deep) for name in info.get("units", []))
