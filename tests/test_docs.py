@@ -19,12 +19,12 @@ def test_readme_schema_table_is_the_code_table() -> None:
 
 
 def test_no_file_points_outside_the_repository() -> None:
-    outside = re.compile(r"DESIGN\.md|coreml-facts|\.\./shared")
+    # The names are split so that this file does not itself mention them (repository hooks grep for them).
+    names = ("DESIGN" ".md", "coreml" "-facts", "../" "shared")
+    outside = re.compile("|".join(re.escape(name) for name in names))
     offenders = []
     for path in [*REPO.joinpath("bench").rglob("*.py"), *REPO.joinpath("tests").rglob("*.py"),
                  REPO / "README.md", *REPO.joinpath("docs").rglob("*.md")]:  # fmt: skip
-        if path.name == "test_docs.py":
-            continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if outside.search(line):
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
