@@ -59,7 +59,7 @@ def _quiet() -> Iterator[None]:
 
 def prepare_models(cases: Sequence[Case], status: StatusCallback = lambda text: None) -> dict[str, PreparedModel]:
     """Resolve (and generate or check) every model the runnable cases need, keyed by model id."""
-    from bench.measure.hashing import model_file_hashes
+    from bench.hashing import model_file_hashes
     from bench.models import zoo
 
     runnable = [case for case in cases if not case.skip_reason]

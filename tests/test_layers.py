@@ -8,8 +8,9 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
-#: The foundations every layer may import: errors, input limits, paths confined to a model folder.
-FOUNDATIONS: frozenset[str] = frozenset({"errors", "limits", "safe_paths"})
+#: The foundations every layer may import: errors, input limits, paths confined to a model folder,
+#: cached file hashes.
+FOUNDATIONS: frozenset[str] = frozenset({"errors", "limits", "safe_paths", "hashing"})
 
 #: package or module -> bench packages / modules it may import (besides itself and the foundations).
 ALLOWED: dict[str, set[str]] = {
@@ -23,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "schema": {"suite"},
     "store": {"schema"},
     "executor": {"engines", "measure.recorder", "models", "pipeline", "schema", "suite"},
-    "model_prep": {"measure.hashing", "models", "suite"},
+    "model_prep": {"models", "suite"},
     "plugin": {"executor", "measure.recorder", "model_prep", "models", "suite"},
     "protocol": {"measure.spans", "models", "schema", "suite"},
     "worker": {"lifeline", "executor", "measure", "models", "plugin", "protocol", "schema", "store", "suite"},

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-_CHUNK = 8 << 20
+from bench.hashing import HashCache, tree_hash
 
 
 def default_cache_root() -> Path:
@@ -36,54 +36,17 @@ def default_cache_root() -> Path:
     return Path(user_cache_dir("sdxl-coreml-bench")) / "coreml-compiled"
 
 
-def package_digest(path: Path, memo: Path | None = None) -> str:
-    """The package's content hash, computed as the manifest's model hash is (bench.measure.hashing's
-    tree hash: SHA-256 over sorted "relative path\\0file sha256\\n" lines).
+def package_digest(path: Path, memo: Path) -> str:
+    """The package's content hash, computed as the manifest's model hash is (`bench.hashing.tree_hash`).
 
-    Written here rather than imported because engines import nothing from the measuring layer. File
-    hashes are remembered in `memo` by path, size and mtime, so a multi-GB package costs a lookup on a
-    cache hit, not a re-read inside the `compile/<part>` span.
+    File hashes are remembered in `memo` by path, size and mtime, so a multi-GB package costs a
+    lookup on a cache hit, not a re-read inside the `compile/<part>` span.
     """
-    path = Path(path)
-    known: dict[str, list] = {}
-    if memo is not None:
-        try:
-            known = json.loads(memo.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            known = {}
-    changed = False
-
-    def file_hash(file: Path) -> str:
-        nonlocal changed
-        stat = file.stat()
-        key = str(file.resolve())
-        entry = known.get(key)
-        if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
-            return entry[2]
-        digest = hashlib.sha256()
-        with open(file, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        known[key] = [stat.st_size, stat.st_mtime_ns, digest.hexdigest()]
-        changed = True
-        return digest.hexdigest()
-
-    if path.is_file():
-        result = file_hash(path)
-    else:
-        tree = hashlib.sha256()
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            tree.update(f"{file.relative_to(path).as_posix()}\0{file_hash(file)}\n".encode())
-        result = tree.hexdigest()
-    if changed and memo is not None:
-        try:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            scratch = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-            scratch.write_text(json.dumps(known), encoding="utf-8")
-            os.replace(scratch, memo)
-        except OSError:
-            pass  # a memo that cannot be written only costs time next run
-    return result
+    cache = HashCache(memo)
+    try:
+        return tree_hash(Path(path), cache)
+    finally:
+        cache.save()
 
 
 def _pid_alive(pid: int) -> bool:

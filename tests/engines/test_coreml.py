@@ -24,7 +24,7 @@ from bench.engines.compute_plan import summarize
 from bench.engines.coreml import CoreMLEngine
 from bench.engines.coreml_cache import CompiledModelCache
 from bench.errors import BenchError, EngineUnavailableError, InputError, ModelFormatError
-from bench.measure.hashing import HashCache
+from bench.hashing import HashCache
 from bench.measure.recorder import TimingRecorder
 from bench.measure.spans import MeasuringRecorder
 from bench.pipeline import GenerationRequest, SDXLPipeline
@@ -188,7 +188,7 @@ def test_compiles_a_package_once_into_the_cache_and_reuses_it_in_later_runs(tmp_
     first = _engine(tmp_path, ct)
     compiled = first.compile(package, "CPU_AND_NE")
     assert compiled.parent == tmp_path / "cache" and compiled.suffix == ".mlmodelc"
-    from bench.measure.hashing import model_file_hashes
+    from bench.hashing import model_file_hashes
 
     manifest_hash = model_file_hashes({"unet": package}, HashCache(tmp_path / "other.json"))["unet"]
     assert compiled.name == f"model-{manifest_hash[:16]}.mlmodelc"  # keyed by the manifest's model hash

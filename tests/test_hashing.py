@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from bench.measure.hashing import HashCache, model_file_hashes, tree_hash
+from bench.hashing import HashCache, model_file_hashes, tree_hash
 
 
 def test_file_and_tree_hashes(tmp_path: Path) -> None:
