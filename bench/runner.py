@@ -239,7 +239,8 @@ class WorkerProcess:
             self.stage, self.step = last_stage, last_step
         status, message = self._classify(status, message, returncode)
         measurements = span_measurements(self.spans, self.sampler) + self.measurements + self._sampler_measurements()
-        return WorkerResult(status, message, measurements, self.labels, time.perf_counter() - started, returncode)
+        return WorkerResult(status, message, measurements, self.labels, time.perf_counter() - started, returncode,
+                            self.interrupted_by)  # fmt: skip
 
     def _start(self, log: object) -> str | None:
         read_fd, write_fd = os.pipe()
@@ -386,9 +387,7 @@ def run_worker(
     job = WorkerJob(case, plugin, models, None, str(image_path) if image_path else None)
     worker = WorkerProcess(job, timeout=case.timeout, log_path=log_path, python=python, env=env,
                            sample_memory=sample_memory, board_dir=board_dir)  # fmt: skip
-    result = worker.run(on_event)
-    result.interrupted_by = worker.interrupted_by
-    return result
+    return worker.run(on_event)
 
 
 def _read_events(fd: int, events: queue.Queue[object]) -> None:

@@ -96,6 +96,13 @@ class CompiledFunction:
     def _where(self, op: Operation) -> str:
         return f"{self.model_path}: op {op.name!r} ({op.type})"
 
+    def _op_error(self, op: Operation, error: Exception, failure: str, detail: str = "") -> BenchError:
+        """`error` raised by `op`'s kernel, as an error naming the model and the op: the project's own
+        errors keep their type, anything else becomes an OpExecutionError saying what failed."""
+        if isinstance(error, BenchError):
+            return type(error)(f"{self._where(op)}: {error}")
+        return OpExecutionError(f"{self._where(op)} {failure}: {type(error).__name__}: {error}{detail}")
+
     def _slot(self, name: str) -> int:
         slot = self._slots.get(name)
         if slot is None:
@@ -206,12 +213,8 @@ class CompiledFunction:
         if kernel.prepare is not None and static:
             try:
                 static = kernel.prepare(op, static)
-            except BenchError as error:
-                raise type(error)(f"{self._where(op)}: {error}") from error
             except Exception as error:
-                raise OpExecutionError(
-                    f"{self._where(op)} failed while preparing its constants at load: {type(error).__name__}: {error}"
-                ) from error
+                raise self._op_error(op, error, "failed while preparing its constants at load") from error
         outputs = [self._output_spec(v.name, v.type, self._slot(v.name)) for v in op.outputs]
         if self.precision == "fp16" and op.type in VALUE_PRESERVING_OPS and _finite_constants(static):
             for spec in outputs:
@@ -325,12 +328,8 @@ class CompiledFunction:
         """Call a kernel so that any error names the op and its inputs, and check its output count."""
         try:
             result = kernel.fn(op, **kwargs)
-        except BenchError as error:
-            raise type(error)(f"{self._where(op)}: {error}") from error
         except Exception as error:
-            raise OpExecutionError(
-                f"{self._where(op)} {failure}: {type(error).__name__}: {error} (inputs: {_describe_inputs(kwargs)})"
-            ) from error
+            raise self._op_error(op, error, failure, f" (inputs: {_describe_inputs(kwargs)})") from error
         outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
         if len(outputs) != len(op.outputs):
             raise OpExecutionError(
