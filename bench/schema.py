@@ -76,12 +76,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("timestamp", "timestamp", "UTC time the measurement was taken (repeat end)"),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
-_BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
-
-
-def column(name: str) -> Column:
-    """The column called `name` (KeyError names it)."""
-    return _BY_NAME[name]
 
 
 #: Version 1 files: the columns they have. Version 2 added these; they read back empty.
