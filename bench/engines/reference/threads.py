@@ -11,14 +11,15 @@ The rule, in order:
    of the temp directory, removed at exit; files of dead pids are ignored and cleaned up), and the
    share is re-read before every predict, so two runs started together settle on one thread each.
 
-Why the division: OpenBLAS splits every product evenly over its threads and waits for the slowest,
-and its idle threads spin before sleeping; two processes with two threads each on two cores make
-every product wait for a time slice (measured on this 2-core VM, issue 13: tiny fp16 UNet calls
-5.4-7.1x slower side by side instead of about 2x). With one thread each, two processes simply
-share the cores.
+Why the division: every product is split evenly over the threads and waits for the slowest, and
+spinning BLAS threads make it worse; two processes with two threads each on two cores make every
+product wait for a time slice (measured on this 2-core VM, issue 13: tiny fp16 UNet calls 5.4-7.1x
+slower side by side instead of about 2x). With one thread each, two processes simply share the
+cores.
 
-The count goes to every BLAS / OpenMP pool threadpoolctl finds and to the engine's own kernel pool
-(`ops._util`).
+The count goes to the engine's own kernel threads (`ops._util`), which run the elementwise blocks and
+split every matrix product (`ops/gemm.py`); BLAS itself is held at one thread (it would otherwise
+start its own spinning threads, see `ops/gemm.py`), and OpenMP pools threadpoolctl finds get the count.
 """
 
 from __future__ import annotations
@@ -270,7 +271,8 @@ def _apply(plan: ThreadPlan) -> ThreadPlan:
     except ImportError:  # threadpoolctl is a soft dependency: without it BLAS keeps its own count
         pass
     else:
-        threadpool_limits(limits=plan.threads)
+        # BLAS runs single-threaded under the kernel threads, which split every product (ops/gemm.py)
+        threadpool_limits(limits={"blas": 1, "openmp": plan.threads})
         pools = [
             {"library": info.get("internal_api"), "api": info.get("user_api"), "threads": info.get("num_threads")}
             for info in threadpool_info()

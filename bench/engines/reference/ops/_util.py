@@ -7,6 +7,7 @@ helpers turn them into Python values once so each kernel reads like its MIL defi
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -106,10 +107,11 @@ def _default_threads() -> int:
 
 _threads = _default_threads()
 _pool: ThreadPoolExecutor | None = None
+_in_pool = threading.local()  # set in the pool's own threads: work they start runs serially
 
 
 def set_num_threads(count: int) -> None:
-    """Threads used by the chunked elementwise kernels (BLAS threads are set through threadpool env vars)."""
+    """Threads the kernels compute with: the calling thread plus `count - 1` pool threads."""
     global _threads, _pool
     if count < 1:
         raise ValueError("thread count must be >= 1")
@@ -123,30 +125,42 @@ def num_threads() -> int:
     return _threads
 
 
+def _mark_pool_thread() -> None:
+    _in_pool.active = True
+
+
 def _executor() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="bench-ref-kernels")
+        _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1), thread_name_prefix="bench-ref-kernels", initializer=_mark_pool_thread)
     return _pool
 
 
 def parallel_for(run: Callable[[list[Any]], None], tasks: list[Any], size: int) -> None:
     """Call `run(share)` on about equal shares of `tasks`, one per kernel thread, and wait for all.
 
-    `size` (elements touched) decides whether threads are worth their hand-off. numpy's errstate is
-    per thread, so every share runs with floating-point warnings off (non-finite outputs are the
-    interpreter's numerics report's business).
+    The calling thread computes the first share itself (one hand-off fewer). `size` (elements
+    touched, or FLOPs for a product) decides whether threads are worth their hand-off; work started
+    from inside a pool thread runs serially, so nested calls cannot wait on each other. numpy's
+    errstate is per thread, so every share runs with floating-point warnings off (non-finite
+    outputs are the interpreter's numerics report's business).
     """
 
     def quiet(share: list[Any]) -> None:
         with np.errstate(all="ignore"):
             run(share)
 
-    if _threads <= 1 or size < _PARALLEL_MIN or len(tasks) < 2:
+    if _threads <= 1 or size < _PARALLEL_MIN or len(tasks) < 2 or getattr(_in_pool, "active", False):
         quiet(tasks)
         return
     step = -(-len(tasks) // _threads)
-    futures = [_executor().submit(quiet, tasks[i : i + step]) for i in range(0, len(tasks), step)]
+    shares = [tasks[i : i + step] for i in range(0, len(tasks), step)]
+    futures = [_executor().submit(quiet, share) for share in shares[1:]]
+    try:
+        quiet(shares[0])
+    finally:
+        for future in futures:  # wait for every share before an error leaves: they write shared arrays
+            future.exception()
     for future in futures:
         future.result()
 

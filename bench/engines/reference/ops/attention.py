@@ -22,7 +22,8 @@ from bench.engines.reference.ops._util import (
     norm_axis,
     parallel_for,
 )
-from bench.engines.reference.ops.linear import blasable
+from bench.engines.reference.ops.gemm import blasable
+from bench.engines.reference.ops.gemm import matmul as product
 from bench.engines.reference.ops.registry import register
 from bench.errors import OpExecutionError
 
@@ -129,7 +130,7 @@ def scaled_dot_product_attention(
             v_i = blasable(v[index])
             for row in range(0, length, _SDPA_ROWS):
                 rows = slice(row, row + _SDPA_ROWS)
-                scores = blasable(q[index][rows]) @ k_t
+                scores = product(q[index][rows], k_t)
                 if mask is not None:
                     tile = mask[index][rows]
                     if tile.dtype == np.bool_:
@@ -137,5 +138,5 @@ def scaled_dot_product_attention(
                     else:
                         scores += tile
                 _softmax_into(scores, scores, scores.ndim - 1)
-                np.matmul(scores, v_i, out=out[index][rows])
+                product(scores, v_i, out=out[index][rows])
     return out

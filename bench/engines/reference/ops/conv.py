@@ -39,6 +39,7 @@ from bench.engines.reference.ops._util import (
     as_str,
     unsupported,
 )
+from bench.engines.reference.ops.gemm import matmul as product
 from bench.engines.reference.ops.registry import register
 from bench.errors import OpExecutionError
 
@@ -118,11 +119,11 @@ def _conv_1x1(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarr
     spatial = x.shape[2:]
     w2 = w.reshape(c_out, c)
     if n == 1:
-        y = w2 @ x.reshape(c, -1)
+        y = product(w2, x.reshape(c, -1))
         if bias is not None:
             y += np.asarray(bias, F32).reshape(c_out, 1)
         return y.reshape((1, c_out) + spatial)
-    y = np.matmul(w2, x.reshape(n, c, -1))  # (N, C_out, L): one GEMM per batch, no transposes
+    y = product(w2, x.reshape(n, c, -1))  # (N, C_out, L): one GEMM per batch, no transposes
     if bias is not None:
         y += np.asarray(bias, F32).reshape(c_out, 1)
     return y.reshape((n, c_out) + spatial)
@@ -143,7 +144,7 @@ def _conv2d_shifted(
     flat = np.zeros((c, n, lx), F32)
     flat[:, :, : hp * wp].reshape(c, n, hp, wp)[:, :, top : top + h, left : left + wd] = x.transpose(1, 0, 2, 3)
     w_all = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw * c_out, c)
-    y = (w_all @ flat.reshape(c, n * lx)).reshape(kh * kw, c_out, n, lx)
+    y = product(w_all, flat.reshape(c, n * lx)).reshape(kh * kw, c_out, n, lx)
     span = ho * wp
     acc = np.empty((c_out, n, span), F32)
     k = 0
@@ -189,7 +190,7 @@ def _conv_one_group(
         return _conv2d_shifted(x, w, pads, (dil[0], dil[1]), bias)
     xp = _zero_pad(x, pads)
     cols, out_sizes = _im2col(xp, kernel, strides, dil)
-    y = w.reshape(c_out, -1) @ cols.reshape(-1, n * math.prod(out_sizes))
+    y = product(w.reshape(c_out, -1), cols.reshape(-1, n * math.prod(out_sizes)))
     return _finish(y.reshape((c_out, n) + out_sizes), n, c_out, out_sizes, bias)
 
 
@@ -315,7 +316,7 @@ def _conv_transpose_one_group(
     # (C_out, *K, C_in) @ (C_in, N * prod(in)) -> contributions of every kernel offset.
     w_t = np.ascontiguousarray(np.moveaxis(w, 0, -1)).reshape(-1, c_in)
     xs = np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(c_in, -1)
-    y = (w_t @ xs).reshape((c_out,) + tuple(kernel) + (n,) + tuple(in_sizes))
+    y = product(w_t, xs).reshape((c_out,) + tuple(kernel) + (n,) + tuple(in_sizes))
     out = np.zeros((c_out, n) + full, F32)
     for offsets in np.ndindex(*kernel):
         index = (slice(None), slice(None)) + tuple(

@@ -1,9 +1,7 @@
 """Linear-algebra kernels: linear, matmul, einsum.
 
 Semantics follow coremltools' MIL definitions (`ops/defs/iOS15/linear.py`, `iOS17/linear.py`).
-Every product goes to BLAS (numpy matmul); operands whose last two dims are neither C- nor
-Fortran-ordered are made contiguous first, because numpy's matmul falls back to a slow non-BLAS
-loop for them.
+Every product goes through `gemm.matmul` (BLAS, split across the kernel threads).
 """
 
 from __future__ import annotations
@@ -18,24 +16,11 @@ import numpy as np
 
 from bench.engines.reference.graph import Operation
 from bench.engines.reference.ops._util import F32, as_bool, as_str, f32
+from bench.engines.reference.ops.gemm import matmul as product
 from bench.engines.reference.ops.registry import register
 from bench.errors import OpExecutionError
 
 FAMILY = "linear"
-
-
-def blasable(a: np.ndarray) -> np.ndarray:
-    """`a` itself if its last two dims are a C- or F-ordered matrix (BLAS can read it), else a copy."""
-    if a.ndim < 2:
-        return a
-    item = a.itemsize
-    s0, s1 = a.strides[-2], a.strides[-1]
-    rows, cols = a.shape[-2], a.shape[-1]
-    c_order = (s1 == item or cols == 1) and (s0 >= cols * item or rows == 1)
-    f_order = (s0 == item or rows == 1) and (s1 >= rows * item or cols == 1)
-    if c_order or f_order:
-        return a
-    return np.ascontiguousarray(a)
 
 
 # -- linear ------------------------------------------------------------------------------------------------
@@ -57,8 +42,7 @@ def linear(op: Operation, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | 
     if x.shape[-1] != w.shape[-1]:
         raise OpExecutionError(f"linear x {list(x.shape)} last dim != weight {list(w.shape)} D_in")
     lead = x.shape[:-1]
-    x2 = blasable(x.reshape(-1, x.shape[-1])) if x.ndim != 2 else blasable(x)
-    y = x2 @ w.T  # BLAS reads the transposed weight in place
+    y = product(x.reshape(-1, x.shape[-1]), w.T)  # BLAS reads the transposed weight in place
     if bias is not None:
         y += np.asarray(bias, F32)
     return y.reshape(lead + (w.shape[0],))
@@ -84,7 +68,7 @@ def matmul(op: Operation, x: np.ndarray, y: np.ndarray, transpose_x: Any = False
         a = np.swapaxes(a, -1, -2)
     if as_bool(transpose_y) and b.ndim > 1:
         b = np.swapaxes(b, -1, -2)
-    return f32(np.matmul(blasable(a), blasable(b)))
+    return f32(product(a, b))
 
 
 # -- einsum ------------------------------------------------------------------------------------------------
@@ -150,9 +134,9 @@ def _einsum_matmul(plan: _Plan, a: np.ndarray, b: np.ndarray) -> np.ndarray | No
     free_a_shape = a.shape[nb : nb + nfa]
     free_b_shape = b.shape[nb + nc :]
     k = math.prod(a.shape[nb + nfa :])
-    a3 = blasable(a.reshape(batch_a + (math.prod(free_a_shape), k)))
-    b3 = blasable(b.reshape(batch_b + (k, math.prod(free_b_shape))))
-    y = np.matmul(a3, b3)
+    a3 = a.reshape(batch_a + (math.prod(free_a_shape), k))
+    b3 = b.reshape(batch_b + (k, math.prod(free_b_shape)))
+    y = product(a3, b3)
     y = y.reshape(batch_a + free_a_shape + free_b_shape)
     return y.transpose(plan.out_perm)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.engines.reference.ops._util import F32, parallel_for
+from bench.engines.reference.ops.gemm import matmul as product
 
 #: Minimum input and output channels for the Winograd path (see the module doc for the measurements).
 MIN_CHANNELS = 128
@@ -72,64 +73,90 @@ def _blocks(total: int, bytes_per_channel: int) -> list[tuple[int, int]]:
     return [(i, min(total, i + step)) for i in range(0, total, step)]
 
 
+def _phase_range(pad_before: int, size: int, tiles: int, phase: int) -> tuple[int, int, int]:
+    """For one phase (even or odd padded rows), the first and past-last tile index holding input
+    rows, and the input row the first one holds: padded row 2 * i + phase is input row
+    2 * i + phase - pad_before."""
+    first = max(0, -(-(pad_before - phase) // 2))
+    last = min(tiles, (size - 1 + pad_before - phase) // 2)  # inclusive; may be < first
+    return first, last + 1, 2 * first + phase - pad_before
+
+
 def conv3x3(x: np.ndarray, weight: WinogradWeight, pads: list[tuple[int, int]], bias: np.ndarray | None) -> np.ndarray:
-    """(N, C_in, H, W) -> (N, C_out, Ho, Wo), pads (before, after) per spatial dim, non-negative."""
+    """(N, C_in, H, W) -> (N, C_out, Ho, Wo), pads (before, after) per spatial dim, non-negative.
+
+    Layout (why it is fast in numpy): the zero-padded input is split once into its four phase
+    planes (even / odd rows x even / odd columns), each (th + 1) x S with S = tw + 1. A tile's
+    four rows are then two planes at flat offsets 0 and S, and its four columns two planes at flat
+    offsets 0 and 1, so every transform step is one contiguous numpy pass over a whole channel
+    block instead of thousands of short strided loops. The price is one unused column per tile
+    row (S instead of tw tiles per row) carried through the GEMM: 1 / tw more GEMM work.
+    """
     n, c, h, wd = x.shape
     u = weight.u
     c_out = u.shape[1]
     (top, bottom), (left, right) = pads
     ho, wo = h + top + bottom - 2, wd + left + right - 2
     th, tw = -(-ho // 2), -(-wo // 2)  # 2x2 output tiles; odd sizes get one more zero row / column
-    hp, wp = 2 * th + 2, 2 * tw + 2
-    tiles = n * th * tw
-    v = np.empty((4, 4, c, n, th, tw), F32)
+    row = tw + 1  # S: tile columns per flat row, the last one unused
+    span = th * row  # flat length of one (channel, image) plane of tiles
+    v = np.empty((4, 4, c, n * span), F32)
     by_channel = x.transpose(1, 0, 2, 3)
+    rows_at = [_phase_range(top, h, th, p) for p in (0, 1)]
+    cols_at = [_phase_range(left, wd, tw, p) for p in (0, 1)]
 
     def transform_input(share: list[tuple[int, int]]) -> None:
         for c0, c1 in share:
-            xp = np.zeros((c1 - c0, n, hp, wp), F32)
-            xp[:, :, top : top + h, left : left + wd] = by_channel[c0:c1]  # hp >= top + h + bottom
-            r = [xp[:, :, a : a + 2 * th : 2] for a in range(4)]
-            t = np.empty((4, c1 - c0, n, th, wp), F32)  # B^T d along rows
-            np.subtract(r[0], r[2], out=t[0])
-            np.add(r[1], r[2], out=t[1])
-            np.subtract(r[2], r[1], out=t[2])
-            np.subtract(r[1], r[3], out=t[3])
-            for a in range(4):  # ... then along columns, into V
-                q = [t[a][..., b : b + 2 * tw : 2] for b in range(4)]
-                dest = v[a, :, c0:c1]
-                np.subtract(q[0], q[2], out=dest[0])
-                np.add(q[1], q[2], out=dest[1])
-                np.subtract(q[2], q[1], out=dest[2])
-                np.subtract(q[1], q[3], out=dest[3])
+            planes = (c1 - c0) * n
+            phases = np.zeros((2, 2, c1 - c0, n, th + 1, row), F32)
+            for pr, (i0, i1, r0) in enumerate(rows_at):
+                for pc, (j0, j1, q0) in enumerate(cols_at):
+                    if i1 > i0 and j1 > j0:
+                        phases[pr, pc, :, :, i0:i1, j0:j1] = by_channel[c0:c1, :, r0 : r0 + 2 * (i1 - i0) : 2, q0 : q0 + 2 * (j1 - j0) : 2]
+            flat = phases.reshape(2, 2, planes, (th + 1) * row)
+            t = np.empty((4, 2, planes, span), F32)  # B^T d along rows: rows i and i + 1 of each phase
+            for pc in (0, 1):
+                even, odd = flat[0, pc], flat[1, pc]
+                np.subtract(even[:, :span], even[:, row:], out=t[0, pc])
+                np.add(odd[:, :span], even[:, row:], out=t[1, pc])
+                np.subtract(even[:, row:], odd[:, :span], out=t[2, pc])
+                np.subtract(odd[:, :span], odd[:, row:], out=t[3, pc])
+            for a in range(4):  # ... then along columns (columns j and j + 1 of each phase), into V
+                even, odd = t[a, 0], t[a, 1]
+                dest = v[a, :, c0:c1].reshape(4, planes, span)
+                np.subtract(even[:, :-1], even[:, 1:], out=dest[0, :, :-1])
+                np.add(odd[:, :-1], even[:, 1:], out=dest[1, :, :-1])
+                np.subtract(even[:, 1:], odd[:, :-1], out=dest[2, :, :-1])
+                np.subtract(odd[:, :-1], odd[:, 1:], out=dest[3, :, :-1])
+                dest[:, :, -1] = 0.0  # the unused last column (finite, so no slow denormal or NaN work)
 
-    parallel_for(transform_input, _blocks(c, 4 * n * hp * wp * 3), v.size)
-    m = np.matmul(u, v.reshape(16, c, tiles)).reshape(4, 4, c_out, n, th, tw)
+    parallel_for(transform_input, _blocks(c, 4 * n * (th + 1) * row * 3), v.size)
+    m = product(u, v.reshape(16, c, n * span)).reshape(4, 4, c_out, n * span)
     v = None  # type: ignore[assignment]  (free V before the output is allocated)
     out = np.empty((n, c_out, 2 * th, 2 * tw), F32)
     by_out = out.transpose(1, 0, 2, 3)
-    b4 = None if bias is None else np.asarray(bias, F32).reshape(c_out, 1, 1, 1)
+    b2 = None if bias is None else np.asarray(bias, F32).reshape(c_out, 1)
 
     def transform_output(share: list[tuple[int, int]]) -> None:
         for o0, o1 in share:
             mm = m[:, :, o0:o1]
-            s = np.empty((2, 4, o1 - o0, n, th, tw), F32)  # A^T M along rows
+            s = np.empty((2, 4, o1 - o0, n * span), F32)  # A^T M along rows, flat
             np.add(mm[0], mm[1], out=s[0])
             s[0] += mm[2]
             np.subtract(mm[1], mm[2], out=s[1])
             s[1] -= mm[3]
+            if b2 is not None:  # column 1 enters both output columns with sign +1: the bias goes there once
+                s[:, 1] += b2[o0:o1]
+            tiles = s.reshape(2, 4, o1 - o0, n, th, row)[..., :tw]
             for i in range(2):  # ... then along columns, into the interleaved output pixels
                 left_px = by_out[o0:o1, :, i::2, 0::2]
                 right_px = by_out[o0:o1, :, i::2, 1::2]
-                np.add(s[i, 0], s[i, 1], out=left_px)
-                left_px += s[i, 2]
-                np.subtract(s[i, 1], s[i, 2], out=right_px)
-                right_px -= s[i, 3]
-                if b4 is not None:
-                    left_px += b4[o0:o1]
-                    right_px += b4[o0:o1]
+                np.add(tiles[i, 0], tiles[i, 1], out=left_px)
+                left_px += tiles[i, 2]
+                np.subtract(tiles[i, 1], tiles[i, 2], out=right_px)
+                right_px -= tiles[i, 3]
 
-    parallel_for(transform_output, _blocks(c_out, 4 * tiles * 8), m.size)
+    parallel_for(transform_output, _blocks(c_out, 4 * n * span * 8), m.size)
     if 2 * th != ho or 2 * tw != wo:
         out = np.ascontiguousarray(out[:, :, :ho, :wo])
     return out

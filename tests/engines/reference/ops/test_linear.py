@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.engines.reference.ops import get_kernel
-from bench.engines.reference.ops.linear import blasable
+from bench.engines.reference.ops.gemm import blasable
 
 F32 = np.float32
 
