@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
 import bench.engines.reference.ops  # noqa: F401  (importing registers every kernel)
+from bench.engines.reference import fusion
 from bench.engines.reference.graph import Binding, Function, Operation, Ref, TensorType
 from bench.engines.reference.ops.registry import Kernel, registered_kernels
 from bench.engines.reference.precision import (
@@ -137,11 +138,12 @@ class CompiledFunction:
                 f"({len(unsupported)} unsupported op(s) in all{more})"
             )
         self._plan_outputs()
-        self._plan_liveness()
         # Constants now live inside the steps that read them; drop the table so weights read only
-        # by constexpr ops (packed indices, LUTs) are freed.
+        # by constexpr ops (packed indices, LUTs) are freed, and so fusion frees what it replaces.
         self._output_constants = {n: self._constants[n] for n in function.outputs if n in self._constants}
         self._constants = {}
+        self._fuse_linears()
+        self._plan_liveness()
 
     def _add_const(self, op: Operation) -> None:
         if len(op.outputs) != 1 or "val" not in op.attributes:
@@ -220,6 +222,30 @@ class CompiledFunction:
             for spec in outputs:
                 spec.exact = spec.is_float
         self.steps.append(Step(len(self.steps), op, kernel, static, refs, lists, outputs))
+
+    def _fuse_linears(self) -> None:
+        """Replace each group of `linear` steps sharing one input by one fused step (`fusion.py`)."""
+        members = [
+            fusion.Member(i, step.refs[0][1], step.static["weight"], step.static.get("bias"))
+            for i, step in enumerate(self.steps)
+            if fusion.fusable(step.op.type, step.refs, step.lists, step.static)
+        ]
+        replacements: dict[int, Step | None] = {}
+        for group in fusion.plan_groups(members):
+            steps = [self.steps[member.position] for member in group]
+            static = fusion.fused_static(group)
+            outputs = [spec for step in steps for spec in step.outputs]
+            op = fusion.fused_op([step.op for step in steps])
+            replacements[group[0].position] = Step(0, op, fusion.LINEAR_GROUP, static, [("x", group[0].x_slot)], [], outputs)
+            for member, step in zip(group, steps):
+                step.static = {}  # the members' own weights go now, not at the end of the load
+                replacements.setdefault(member.position, None)
+        if not replacements:
+            return
+        kept = [replacements.get(i, step) for i, step in enumerate(self.steps)]
+        self.steps = [step for step in kept if step is not None]
+        for index, step in enumerate(self.steps):
+            step.index = index
 
     def _resolve_static(self, arg: Any) -> Any:
         if isinstance(arg, Ref):
