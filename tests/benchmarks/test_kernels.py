@@ -33,12 +33,11 @@ def _op(op_type: str) -> Operation:
     return Operation(op_type, f"bench_{op_type}", {}, (Value("out", TensorType("fp32", ())),))
 
 
-def _blas_threads() -> int:
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name)
-        if value and value.isdigit():
-            return int(value)
-    return os.cpu_count() or 1
+def _engine_threads() -> int:
+    """The kernel threads the engine computes with (BLAS itself runs single-threaded under them)."""
+    from bench.engines.reference.ops import _util
+
+    return _util.num_threads()
 
 
 def run_benchmark(benchmark, op_type: str, inputs: dict[str, Any], torch_fn: Callable[[], Any], atol: float = 1e-4) -> None:
@@ -46,7 +45,7 @@ def run_benchmark(benchmark, op_type: str, inputs: dict[str, Any], torch_fn: Cal
     kernel = get_kernel(op_type).fn
     op = _op(op_type)
     before = torch.get_num_threads()
-    torch.set_num_threads(_blas_threads())
+    torch.set_num_threads(_engine_threads())
     torch_seconds: list[float] = []
 
     def time_torch() -> None:
@@ -73,7 +72,7 @@ def run_benchmark(benchmark, op_type: str, inputs: dict[str, Any], torch_fn: Cal
                 "torch_median_ms": round(reference * 1e3, 3),
                 "engine_median_ms": round(engine * 1e3, 3),
                 "ratio_to_torch": round(engine / reference, 2),
-                "threads": _blas_threads(),
+                "threads": _engine_threads(),
                 "load_average_1min": round(os.getloadavg()[0], 2),
             }
         )

@@ -104,46 +104,32 @@ def unet(request, tmp_path_factory):
 
 @pytest.fixture
 def same_threads():
-    """Pin the engine (BLAS and its kernel pool) and torch to the thread count numpy's BLAS uses, so
-    the engine's sharing rule cannot change it mid-benchmark; restore both afterwards."""
-    from bench.engines.reference.threads import configure_threads
+    """Pin the engine and torch to one thread count, the engine's own rule for a lone process (an
+    explicit BENCH_NUM_THREADS / OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else the CPUs allowed), so
+    the sharing rule cannot change it mid-benchmark; restore both afterwards."""
+    from bench.engines.reference.threads import configure_threads, plan_threads
 
-    threads, source = blas_threads()
+    plan = plan_threads(processes=1)
     before = torch.get_num_threads()
-    configure_threads(threads)
-    torch.set_num_threads(threads)
-    yield threads, source
+    configure_threads(plan.threads)
+    torch.set_num_threads(plan.threads)
+    yield plan.threads, plan.source
     torch.set_num_threads(before)
     configure_threads(None)
 
 
-def blas_threads() -> tuple[int, str]:
-    """Threads numpy's BLAS uses, and how that was found out.
+def numpy_sgemm_gflops(threads: int, n: int = 2048, repeats: int = 3) -> float:
+    """Best-of-`repeats` GFLOP/s of one n x n x n float32 matrix product in numpy with its BLAS at
+    `threads` threads (the engine holds BLAS at one thread and splits products itself, so the
+    ceiling is set here for the duration of the measurement)."""
+    from threadpoolctl import threadpool_limits
 
-    threadpoolctl asks the loaded BLAS itself; without it, OpenBLAS's own rule applies: the
-    OPENBLAS_NUM_THREADS / OMP_NUM_THREADS variables, else one thread per online CPU.
-    """
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        pass
-    else:
-        counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
-        if counts:
-            return max(counts), "threadpoolctl"
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        if os.environ.get(var, "").strip().isdigit():
-            return int(os.environ[var]), var
-    return os.cpu_count() or 1, "os.cpu_count (OpenBLAS default)"
-
-
-def numpy_sgemm_gflops(n: int = 2048, repeats: int = 3) -> float:
-    """Best-of-`repeats` GFLOP/s of one n x n x n float32 matrix product in numpy."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    a @ b  # warm the BLAS threads and pages
-    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
+    with threadpool_limits(limits=threads, user_api="blas"):
+        a @ b  # warm the BLAS threads and pages
+        best = min(_seconds(lambda: a @ b) for _ in range(repeats))
     return 2.0 * n**3 / best / 1e9
 
 
@@ -195,7 +181,7 @@ def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
     engine_median = benchmark.stats.stats.median
     torch_median = statistics.median(torch_seconds[1:])  # the first ran before the warm-up round
     ratio = engine_median / torch_median
-    gemm_peak = numpy_sgemm_gflops()
+    gemm_peak = numpy_sgemm_gflops(threads)
     profile = model.profile(inputs)
     by_type = profile.by_op_type().head(6)
     families = family_gflops(profile, ("conv", "linear"))

@@ -26,9 +26,12 @@ import numpy as np
 
 from bench.engines.reference.ops._util import num_threads, parallel_for
 
-#: Products under this many FLOPs run in the calling thread: a hand-off to a pool thread costs
-#: tens of microseconds, about what BLAS needs for this much work on one core.
-SPLIT_MIN_FLOPS = 4_000_000
+#: Products under this many FLOPs run in the calling thread. A hand-off to a pool thread costs
+#: 30-50 microseconds (queue, wake-up, the GIL), so splitting only pays once half the product takes
+#: longer than that on one core (100 GFLOP/s here): about 8 MFLOP, doubled for the GIL contention
+#: of the small kernels around it. Measured on the 64/128 UNet: 182 ms per call at 16 MFLOP, 218 ms
+#: at 4 MFLOP (noisy machine; the SDXL-width slice did not move).
+SPLIT_MIN_FLOPS = 16_000_000
 #: 2-D products with fewer rows than this and at least 4x as many columns are computed transposed.
 _SHORT_ROWS = 256
 #: Row blocks start at multiples of this (the widest register block of OpenBLAS's SkylakeX / Haswell
