@@ -84,7 +84,7 @@ def fused_op(ops: Sequence[Operation]) -> Operation:
 
 def fused_static(members: Sequence[Member]) -> dict[str, Any]:
     """The constant arguments of a fused group: weights stacked by rows, biases (zeros where a
-    member has none) and the column bounds of each member's output."""
+    member has none), the column bounds of each member's output and which members had a bias."""
     weight = np.concatenate([m.weight for m in members])
     weight.flags.writeable = False
     bias = None
@@ -92,11 +92,14 @@ def fused_static(members: Sequence[Member]) -> dict[str, Any]:
         bias = np.concatenate([m.bias if m.bias is not None else np.zeros(m.weight.shape[0], np.float32) for m in members])
         bias.flags.writeable = False
     bounds = np.cumsum([0] + [m.weight.shape[0] for m in members]).tolist()
-    return {"weight": weight, "bias": bias, "bounds": bounds}
+    return {"weight": weight, "bias": bias, "bounds": bounds, "biased": [m.bias is not None for m in members]}
 
 
-def linear_group(op: Operation, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, bounds: list[int]) -> tuple[np.ndarray, ...]:
-    """x @ weight^T + bias once, returned as each member's column block (views of one result)."""
+def linear_group(
+    op: Operation, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, bounds: list[int], biased: list[bool]
+) -> tuple[np.ndarray, ...]:
+    """x @ weight^T + bias once, returned as each member's column block (views of one result);
+    `biased` only serves the FLOP count."""
     x = np.asarray(x, dtype=np.float32)
     lead = x.shape[:-1]
     y = product(x.reshape(-1, x.shape[-1]), weight.T)
@@ -107,10 +110,10 @@ def linear_group(op: Operation, x: np.ndarray, weight: np.ndarray, bias: np.ndar
 
 
 def linear_group_flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[np.ndarray]) -> float:
-    """As the members' own count: 2 * output elements * D_in (+ bias adds)."""
+    """As the members' own counts: 2 * output elements * D_in, plus the bias adds of members with a bias."""
     weight = np.asarray(inputs["weight"])
-    elements = float(sum(np.asarray(o).size for o in outputs))
-    return 2.0 * elements * weight.shape[-1] + (elements if inputs.get("bias") is not None else 0.0)
+    sizes = [float(np.asarray(o).size) for o in outputs]
+    return 2.0 * sum(sizes) * weight.shape[-1] + sum(size for size, biased in zip(sizes, inputs["biased"]) if biased)
 
 
 LINEAR_GROUP = Kernel("linear", "linear", linear_group, linear_group_flops)

@@ -1,0 +1,109 @@
+"""Load-time fusion of `linear` ops that read one input: same results as the ops one by one, one
+product instead of several, profiled FLOPs unchanged, and only what qualifies is fused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.engines.reference import fusion
+from bench.engines.reference.interpreter import CompiledFunction
+from tests.engines.reference.mil_programs import const, op, program, t
+
+PATH = Path("fusion-test.mlpackage")
+
+
+def attention_projections(rng: np.random.Generator, with_other_input: bool = True):
+    """x (2, 16, 8) -> q, k, v (three linears on x; v without bias) and, on a second input y, a
+    fourth linear that must stay alone; q + k + v + w summed per row so every output is read."""
+    weights = {name: rng.standard_normal((6, 8)).astype(np.float32) for name in ("wq", "wk", "wv")}
+    weights["wo"] = rng.standard_normal((6, 8)).astype(np.float32)
+    biases = {name: rng.standard_normal(6).astype(np.float32) for name in ("bq", "bk", "bo")}
+    ops = [const(n, w) for n, w in weights.items()] + [const(n, b) for n, b in biases.items()]
+    row = t("fp32", 2, 16, 6)
+    ops += [
+        op("linear", "q_proj", [("q", row)], x="x", weight="wq", bias="bq"),
+        op("relu", "between", [("r", t("fp32", 2, 16, 8))], x="x"),  # unrelated work between members
+        op("linear", "k_proj", [("k", row)], x="x", weight="wk", bias="bk"),
+        op("linear", "v_proj", [("v", row)], x="x", weight="wv"),
+        op("linear", "other_proj", [("o", row)], x="y" if with_other_input else "r", weight="wo", bias="bo"),
+        op("add", "qk", [("qk", row)], x="q", y="k"),
+        op("add", "qkv", [("qkv", row)], x="qk", y="v"),
+        op("add", "out", [("out", row)], x="qkv", y="o"),
+    ]
+    inputs = [("x", t("fp32", 2, 16, 8)), ("y", t("fp32", 2, 16, 8))]
+    return program(inputs, ops, ["out", "v"]).main, weights, biases
+
+
+def expected(x, y, weights, biases):
+    q = x @ weights["wq"].T + biases["bq"]
+    k = x @ weights["wk"].T + biases["bk"]
+    v = x @ weights["wv"].T
+    o = y @ weights["wo"].T + biases["bo"]
+    return q + k + v + o, v
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_linears_on_one_input_run_as_one_product_with_the_same_results(precision):
+    rng = np.random.default_rng(0)
+    function, weights, biases = attention_projections(rng)
+    compiled = CompiledFunction(function, PATH, precision=precision)
+    linear_steps = [step for step in compiled.steps if step.op.type == "linear"]
+    assert len(linear_steps) == 2  # q, k, v fused; the projection of y alone
+    fused = next(step for step in linear_steps if step.kernel is fusion.LINEAR_GROUP)
+    assert fused.op.name.startswith("q_proj") and [o.name for o in fused.op.outputs] == ["q", "k", "v"]
+    assert fused.static["weight"].shape == (18, 8) and fused.static["bounds"] == [0, 6, 12, 18]
+    assert [step.index for step in compiled.steps] == list(range(len(compiled.steps)))
+
+    x = rng.standard_normal((2, 16, 8)).astype(np.float32)
+    y = rng.standard_normal((2, 16, 8)).astype(np.float32)
+    got = compiled.run({"x": x, "y": y})
+    want_out, want_v = expected(x, y, weights, biases)
+    tolerance = 1e-5 if precision == "fp32" else 2e-2
+    np.testing.assert_allclose(got["out"], want_out, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(got["v"], want_v, rtol=tolerance, atol=tolerance)
+    if precision == "fp16":  # every fused output is rounded like any op output
+        assert np.array_equal(got["v"], got["v"].astype(np.float16).astype(np.float32))
+
+
+def test_profile_counts_the_fused_flops_as_the_members_would():
+    rng = np.random.default_rng(1)
+    function, _, _ = attention_projections(rng)
+    compiled = CompiledFunction(function, PATH)
+    timings: list = []
+    compiled.run({"x": np.ones((2, 16, 8), np.float32), "y": np.ones((2, 16, 8), np.float32)}, timings=timings)
+    flops = sum(entry.flops for entry in timings if entry.op_type == "linear")
+    rows = 2 * 16
+    assert flops == 4 * (2 * rows * 6 * 8) + 3 * rows * 6  # four products of D_in 8; three with bias
+
+
+def test_a_linear_reading_a_computed_value_fuses_only_with_its_own_input():
+    rng = np.random.default_rng(2)
+    function, _, _ = attention_projections(rng, with_other_input=False)
+    compiled = CompiledFunction(function, PATH)
+    names = sorted(step.op.name for step in compiled.steps if step.op.type == "linear")
+    assert names == ["other_proj", "q_proj (+2 linear ops on the same input, fused)"]
+
+
+def test_groups_are_cut_at_the_weight_budget(monkeypatch):
+    monkeypatch.setattr(fusion, "MAX_GROUP_WEIGHT_BYTES", 2 * 6 * 8 * 4)  # two members' weights
+    rng = np.random.default_rng(3)
+    function, weights, biases = attention_projections(rng)
+    compiled = CompiledFunction(function, PATH)
+    fused = [step for step in compiled.steps if step.kernel is fusion.LINEAR_GROUP]
+    assert [len(step.op.outputs) for step in fused] == [2]  # q + k; v alone, then other_proj alone
+    x = rng.standard_normal((2, 16, 8)).astype(np.float32)
+    y = rng.standard_normal((2, 16, 8)).astype(np.float32)
+    np.testing.assert_allclose(compiled.run({"x": x, "y": y})["out"], expected(x, y, weights, biases)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_only_float32_constant_weights_with_x_alone_qualify():
+    w = np.ones((4, 3), np.float32)
+    assert fusion.fusable("linear", [("x", 0)], [], {"weight": w})
+    assert fusion.fusable("linear", [("x", 0)], [], {"weight": w, "bias": np.zeros(4, np.float32)})
+    assert not fusion.fusable("matmul", [("x", 0)], [], {"weight": w})
+    assert not fusion.fusable("linear", [("x", 0), ("weight", 1)], [], {})  # weight computed at run time
+    assert not fusion.fusable("linear", [("x", 0)], [], {"weight": w.astype(np.float64)})
+    assert not fusion.fusable("linear", [("x", 0)], [], {"weight": w, "bias": np.zeros(5, np.float32)})
