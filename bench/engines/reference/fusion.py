@@ -117,3 +117,86 @@ def linear_group_flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[
 
 
 LINEAR_GROUP = Kernel("linear", "linear", linear_group, linear_group_flops)
+
+
+# -- attention chains: matmul -> softmax -> matmul ---------------------------------------------------------
+#
+# An attention layer converted from torch (ORIGINAL attention) computes scores = q @ k^T, softmax over
+# the last axis, then probs @ v, each op materialising a (batch, heads, L, S) tensor: the biggest
+# arrays of a UNet call, written and read from memory three times. Run as one step in tiles of query
+# rows, a tile's scores stay in cache from the first product through the softmax to the second, and
+# whole tiles go to the kernel threads. Only in fp32 mode: fp16 mode rounds and checks each of the
+# three ops' outputs, which the fused step never holds whole.
+
+#: Query rows per tile: a (256, S) float32 score tile is 1 MiB at S = 1024 (a 32x32 latent).
+ATTENTION_TILE_ROWS = 256
+
+
+@dataclass(frozen=True)
+class AttentionChain:
+    """Positions of the three steps and the slots the fused step reads."""
+
+    scores: int  # position of the first matmul
+    softmax: int
+    output: int  # position of the second matmul
+    q_slot: int
+    k_slot: int
+    v_slot: int
+    transpose_q: bool
+    transpose_k: bool
+    transpose_v: bool
+
+
+def attention_op(first: Operation, softmax: Operation, second: Operation) -> Operation:
+    """The operation a fused chain runs as: a `matmul` (its FLOPs are the two products') with the
+    chain's final output and a name listing the three ops."""
+    return Operation(
+        type="matmul",
+        name=f"{first.name} -> {softmax.name} -> {second.name} (attention, fused)",
+        inputs={"q": first.inputs["x"], "k": first.inputs["y"], "v": second.inputs["y"]},
+        outputs=second.outputs,
+    )
+
+
+def attention_chain(
+    op: Operation, q: np.ndarray, k: np.ndarray, v: np.ndarray, transpose_q: bool, transpose_k: bool, transpose_v: bool
+) -> np.ndarray:
+    """softmax(q' @ k') @ v' over the last two dims, ' meaning the optional swap of the last two
+    axes each matmul's transpose flag asks for; batch dims broadcast as matmul's do."""
+    from bench.engines.reference.ops._util import parallel_for
+    from bench.engines.reference.ops.attention import _softmax_into
+    from bench.engines.reference.ops.gemm import blasable
+
+    q = np.swapaxes(q, -1, -2) if transpose_q else q
+    k = np.swapaxes(k, -1, -2) if transpose_k else k
+    v = np.swapaxes(v, -1, -2) if transpose_v else v
+    lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    length = q.shape[-2]
+    q = np.broadcast_to(q, lead + q.shape[-2:])
+    k = np.broadcast_to(k, lead + k.shape[-2:])
+    v = np.broadcast_to(v, lead + v.shape[-2:])
+    out = np.empty(lead + (length, v.shape[-1]), np.float32)
+    tasks = [(index, row) for index in np.ndindex(*lead) for row in range(0, length, ATTENTION_TILE_ROWS)]
+
+    def run(share: list[tuple[tuple[int, ...], int]]) -> None:
+        for index, row in share:
+            rows = slice(row, row + ATTENTION_TILE_ROWS)
+            scores = np.matmul(blasable(q[index][rows]), blasable(k[index]))
+            _softmax_into(scores, scores, scores.ndim - 1)
+            np.matmul(scores, blasable(v[index]), out=out[index][rows])
+
+    parallel_for(run, tasks, int(2 * q.size * k.shape[-1]))
+    return out
+
+
+def attention_chain_flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[np.ndarray]) -> float:
+    """The two products' FLOPs, as the unfused matmuls count them: 2 L S E + 2 L S Ev per batch entry."""
+    q, v = np.asarray(inputs["q"]), np.asarray(inputs["v"])
+    out = np.asarray(outputs[0])
+    contracted = q.shape[-2] if inputs["transpose_q"] else q.shape[-1]
+    source = v.shape[-1] if inputs["transpose_v"] else v.shape[-2]
+    rows_total = out.size // out.shape[-1]
+    return 2.0 * rows_total * source * contracted + 2.0 * out.size * source
+
+
+ATTENTION_CHAIN = Kernel("matmul", "attention", attention_chain, attention_chain_flops)

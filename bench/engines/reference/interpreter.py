@@ -143,6 +143,8 @@ class CompiledFunction:
         self._output_constants = {n: self._constants[n] for n in function.outputs if n in self._constants}
         self._constants = {}
         self._fuse_linears()
+        if self.precision == "fp32":  # fp16 mode rounds and checks each op's output (fusion.py)
+            self._fuse_attention()
         self._plan_liveness()
 
     def _add_const(self, op: Operation) -> None:
@@ -246,6 +248,85 @@ class CompiledFunction:
         self.steps = [step for step in kept if step is not None]
         for index, step in enumerate(self.steps):
             step.index = index
+
+    def _fuse_attention(self) -> None:
+        """Replace each matmul -> softmax (last axis) -> matmul chain whose scores and probabilities
+        nothing else reads by one tiled step, at the second matmul's place (`fusion.py`)."""
+        readers: dict[int, int] = {}
+        for step in self.steps:
+            for _, slot in step.refs:
+                readers[slot] = readers.get(slot, 0) + 1
+            for _, _, positions in step.lists:
+                for _, slot in positions:
+                    readers[slot] = readers.get(slot, 0) + 1
+        for _, slot in self.output_slots:
+            if slot is not None:
+                readers[slot] = readers.get(slot, 0) + 1
+        producer = {out.slot: i for i, step in enumerate(self.steps) for out in step.outputs}
+        chains = []
+        for position, second in enumerate(self.steps):
+            chain = self._attention_chain(position, second, readers, producer)
+            if chain is not None:
+                chains.append(chain)
+        if not chains:
+            return
+        replacements: dict[int, Step | None] = {}
+        for chain in chains:
+            first, softmax, second = (self.steps[i] for i in (chain.scores, chain.softmax, chain.output))
+            static = {"transpose_q": chain.transpose_q, "transpose_k": chain.transpose_k, "transpose_v": chain.transpose_v}
+            refs = [("q", chain.q_slot), ("k", chain.k_slot), ("v", chain.v_slot)]
+            op = fusion.attention_op(first.op, softmax.op, second.op)
+            replacements[chain.scores] = replacements[chain.softmax] = None
+            replacements[chain.output] = Step(0, op, fusion.ATTENTION_CHAIN, static, refs, [], second.outputs)
+        kept = [replacements.get(i, step) for i, step in enumerate(self.steps)]
+        self.steps = [step for step in kept if step is not None]
+        for index, step in enumerate(self.steps):
+            step.index = index
+
+    def _attention_chain(
+        self, position: int, second: Step, readers: dict[int, int], producer: dict[int, int]
+    ) -> fusion.AttentionChain | None:
+        """The chain ending at matmul step `second`, or None where the pattern does not hold."""
+
+        def matmul_operands(step: Step) -> dict[str, int] | None:
+            if step.op.type != "matmul" or step.kernel.op_type != "matmul" or step.lists or len(step.outputs) != 1:
+                return None
+            refs = dict(step.refs)
+            flags = set(step.static) - {"transpose_x", "transpose_y"}
+            return refs if set(refs) == {"x", "y"} and not flags else None
+
+        def flag(step: Step, name: str) -> bool:
+            return bool(np.asarray(step.static.get(name, False)).reshape(()))
+
+        def private(slot: int) -> bool:  # read by exactly one step and not a function output
+            return readers.get(slot, 0) == 1
+
+        second_refs = matmul_operands(second)
+        if second_refs is None or flag(second, "transpose_x"):
+            return None
+        probs = second_refs["x"]
+        softmax_at = producer.get(probs)
+        if softmax_at is None or not private(probs):
+            return None
+        softmax = self.steps[softmax_at]
+        if softmax.op.type != "softmax" or [p for p, _ in softmax.refs] != ["x"] or set(softmax.static) - {"axis"}:
+            return None
+        scores = softmax.refs[0][1]
+        rank = len(softmax.outputs[0].shape)
+        axis = int(np.asarray(softmax.static.get("axis", -1)).reshape(()))
+        if axis not in (-1, rank - 1) or not private(scores):
+            return None
+        first_at = producer.get(scores)
+        if first_at is None:
+            return None
+        first = self.steps[first_at]
+        first_refs = matmul_operands(first)
+        if first_refs is None:
+            return None
+        return fusion.AttentionChain(
+            first_at, softmax_at, position, first_refs["x"], first_refs["y"], second_refs["y"],
+            flag(first, "transpose_x"), flag(first, "transpose_y"), flag(second, "transpose_y"),
+        )
 
     def _resolve_static(self, arg: Any) -> Any:
         if isinstance(arg, Ref):

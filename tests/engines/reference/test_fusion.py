@@ -107,3 +107,57 @@ def test_only_float32_constant_weights_with_x_alone_qualify():
     assert not fusion.fusable("linear", [("x", 0), ("weight", 1)], [], {})  # weight computed at run time
     assert not fusion.fusable("linear", [("x", 0)], [], {"weight": w.astype(np.float64)})
     assert not fusion.fusable("linear", [("x", 0)], [], {"weight": w, "bias": np.zeros(5, np.float32)})
+
+
+# -- attention chains ----------------------------------------------------------------------------------
+
+
+def attention_program(also_read_scores: bool = False):
+    """q (2, 3, 300, 8), k (2, 3, 40, 8) -> matmul(q, k, transpose_y) -> softmax(-1) -> matmul(., v)."""
+    scores_t = t("fp32", 2, 3, 300, 40)
+    ops = [
+        const("ty", np.bool_(True)),
+        const("no", np.bool_(False)),
+        const("last", np.int32(-1)),
+        op("matmul", "scores", [("s", scores_t)], x="q", y="k", transpose_x="no", transpose_y="ty"),
+        op("softmax", "probs", [("p", scores_t)], x="s", axis="last"),
+        op("matmul", "attended", [("out", t("fp32", 2, 3, 300, 8))], x="p", y="v", transpose_x="no", transpose_y="no"),
+    ]
+    outputs = ["out"]
+    if also_read_scores:
+        ops.append(op("relu", "peek", [("peek", scores_t)], x="s"))
+        outputs.append("peek")
+    inputs = [("q", t("fp32", 2, 3, 300, 8)), ("k", t("fp32", 2, 3, 40, 8)), ("v", t("fp32", 2, 3, 40, 8))]
+    return program(inputs, ops, outputs).main
+
+
+def attention_inputs():
+    rng = np.random.default_rng(4)
+    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in
+            (("q", (2, 3, 300, 8)), ("k", (2, 3, 40, 8)), ("v", (2, 3, 40, 8)))}
+
+
+def attention_expected(feeds):
+    scores = feeds["q"].astype(np.float64) @ np.swapaxes(feeds["k"], -1, -2)
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return (scores / scores.sum(axis=-1, keepdims=True)) @ feeds["v"]
+
+
+def test_matmul_softmax_matmul_runs_as_one_tiled_step():
+    compiled = CompiledFunction(attention_program(), PATH)
+    assert [step.kernel for step in compiled.steps] == [fusion.ATTENTION_CHAIN]
+    assert compiled.steps[0].op.name == "scores -> probs -> attended (attention, fused)"
+    feeds = attention_inputs()
+    np.testing.assert_allclose(compiled.run(dict(feeds))["out"], attention_expected(feeds), rtol=1e-5, atol=1e-5)
+    timings: list = []
+    compiled.run(dict(feeds), timings=timings)
+    assert timings[0].op_type == "matmul" and timings[0].flops == 2 * (2 * 3 * 300 * 40 * 8) * 2
+
+
+def test_attention_stays_unfused_where_the_scores_are_read_elsewhere_or_in_fp16_mode():
+    shared = CompiledFunction(attention_program(also_read_scores=True), PATH)
+    assert [step.op.type for step in shared.steps] == ["matmul", "softmax", "matmul", "relu"]
+    feeds = attention_inputs()
+    np.testing.assert_allclose(shared.run(dict(feeds))["out"], attention_expected(feeds), rtol=1e-5, atol=1e-5)
+    half = CompiledFunction(attention_program(), PATH, precision="fp16")
+    assert [step.op.type for step in half.steps] == ["matmul", "softmax", "matmul"]
