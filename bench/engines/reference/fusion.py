@@ -125,8 +125,10 @@ LINEAR_GROUP = Kernel("linear", "linear", linear_group, linear_group_flops)
 # the last axis, then probs @ v, each op materialising a (batch, heads, L, S) tensor: the biggest
 # arrays of a UNet call, written and read from memory three times. Run as one step in tiles of query
 # rows, a tile's scores stay in cache from the first product through the softmax to the second, and
-# whole tiles go to the kernel threads. Only in fp32 mode: fp16 mode rounds and checks each of the
-# three ops' outputs, which the fused step never holds whole.
+# whole tiles go to the kernel threads. In fp16 mode each tile's scores and probabilities are rounded
+# through float16 while in cache, as the unfused ops' outputs would be. Where the interpreter checks
+# numerics and a tile holds inf or nan, the kernel raises `NonFiniteInside` and the interpreter runs
+# the three original ops instead, so the report names the op that made them, exactly as unfused.
 
 #: Query rows per tile: a (256, S) float32 score tile is 1 MiB at S = 1024 (a 32x32 latent).
 ATTENTION_TILE_ROWS = 256
@@ -158,14 +160,29 @@ def attention_op(first: Operation, softmax: Operation, second: Operation) -> Ope
     )
 
 
+class NonFiniteInside(Exception):
+    """A fused attention chain met inf or nan in its scores or probabilities (see above)."""
+
+
 def attention_chain(
-    op: Operation, q: np.ndarray, k: np.ndarray, v: np.ndarray, transpose_q: bool, transpose_k: bool, transpose_v: bool
+    op: Operation,
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    transpose_q: bool,
+    transpose_k: bool,
+    transpose_v: bool,
+    round_fp16: bool = False,
+    check: bool = False,
 ) -> np.ndarray:
     """softmax(q' @ k') @ v' over the last two dims, ' meaning the optional swap of the last two
-    axes each matmul's transpose flag asks for; batch dims broadcast as matmul's do."""
+    axes each matmul's transpose flag asks for; batch dims broadcast as matmul's do. With
+    `round_fp16`, scores and probabilities are rounded through float16; with `check` (or
+    `round_fp16`), inf or nan in either raises `NonFiniteInside`."""
     from bench.engines.reference.ops._util import parallel_for
     from bench.engines.reference.ops.attention import _softmax_into
     from bench.engines.reference.ops.gemm import blasable
+    from bench.engines.reference.precision import round_fp16_in_place
 
     q = np.swapaxes(q, -1, -2) if transpose_q else q
     k = np.swapaxes(k, -1, -2) if transpose_k else k
@@ -178,14 +195,28 @@ def attention_chain(
     out = np.empty(lead + (length, v.shape[-1]), np.float32)
     tasks = [(index, row) for index in np.ndindex(*lead) for row in range(0, length, ATTENTION_TILE_ROWS)]
 
+    finite = [True]
+
+    def settle(tile: np.ndarray) -> None:
+        """Round a tile through float16 (fp16 mode) and note whether it is all finite (checked runs)."""
+        if round_fp16:
+            if not round_fp16_in_place(tile, True):
+                finite[0] = False
+        elif check and not np.isfinite(tile.sum(dtype=np.float32)) and not np.isfinite(tile).all():
+            finite[0] = False
+
     def run(share: list[tuple[tuple[int, ...], int]]) -> None:
         for index, row in share:
             rows = slice(row, row + ATTENTION_TILE_ROWS)
             scores = np.matmul(blasable(q[index][rows]), blasable(k[index]))
+            settle(scores)
             _softmax_into(scores, scores, scores.ndim - 1)
+            settle(scores)
             np.matmul(scores, blasable(v[index]), out=out[index][rows])
 
     parallel_for(run, tasks, int(2 * q.size * k.shape[-1]))
+    if not finite[0] and (check or round_fp16):
+        raise NonFiniteInside(op.name)
     return out
 
 

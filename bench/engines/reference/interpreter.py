@@ -68,6 +68,8 @@ class Step:
     lists: list[tuple[str, list[Any], list[tuple[int, int]]]]
     outputs: list[OutputSpec]
     free: list[int] = field(default_factory=list)
+    #: a fused step's original steps, run instead when it raises `fusion.NonFiniteInside`
+    unfused: list[Step] = field(default_factory=list)
 
 
 class CompiledFunction:
@@ -143,8 +145,7 @@ class CompiledFunction:
         self._output_constants = {n: self._constants[n] for n in function.outputs if n in self._constants}
         self._constants = {}
         self._fuse_linears()
-        if self.precision == "fp32":  # fp16 mode rounds and checks each op's output (fusion.py)
-            self._fuse_attention()
+        self._fuse_attention()
         self._plan_liveness()
 
     def _add_const(self, op: Operation) -> None:
@@ -273,11 +274,19 @@ class CompiledFunction:
         replacements: dict[int, Step | None] = {}
         for chain in chains:
             first, softmax, second = (self.steps[i] for i in (chain.scores, chain.softmax, chain.output))
-            static = {"transpose_q": chain.transpose_q, "transpose_k": chain.transpose_k, "transpose_v": chain.transpose_v}
+            static = {
+                "transpose_q": chain.transpose_q,
+                "transpose_k": chain.transpose_k,
+                "transpose_v": chain.transpose_v,
+                "round_fp16": self.precision == "fp16",
+                "check": self.check_numerics,
+            }
             refs = [("q", chain.q_slot), ("k", chain.k_slot), ("v", chain.v_slot)]
             op = fusion.attention_op(first.op, softmax.op, second.op)
             replacements[chain.scores] = replacements[chain.softmax] = None
-            replacements[chain.output] = Step(0, op, fusion.ATTENTION_CHAIN, static, refs, [], second.outputs)
+            fused = Step(0, op, fusion.ATTENTION_CHAIN, static, refs, [], second.outputs)
+            fused.unfused = [first, softmax, second]
+            replacements[chain.output] = fused
         kept = [replacements.get(i, step) for i, step in enumerate(self.steps)]
         self.steps = [step for step in kept if step is not None]
         for index, step in enumerate(self.steps):
@@ -431,10 +440,18 @@ class CompiledFunction:
             kwargs[param] = values
         return kwargs, self._invoke(step.kernel, step.op, kwargs, "failed")
 
+    def _run_unfused(self, step: Step, env: list[Any], report: NumericsReport | None) -> None:
+        """Run a fused step's original steps (it met inf or nan inside): the numerics report then
+        names the op that made them. Their intermediates die with this call's environment."""
+        for original in step.unfused:
+            self._store(original, self._call(original, env), env, report)
+
     def _invoke(self, kernel: Kernel, op: Operation, kwargs: dict[str, Any], failure: str) -> tuple[Any, ...]:
         """Call a kernel so that any error names the op and its inputs, and check its output count."""
         try:
             result = kernel.fn(op, **kwargs)
+        except fusion.NonFiniteInside:
+            raise
         except Exception as error:
             raise self._op_error(op, error, failure, f" (inputs: {_describe_inputs(kwargs)})") from error
         outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
@@ -495,14 +512,21 @@ class CompiledFunction:
         )
         if timings is None:
             for step in self.steps:
-                self._store(step, self._call(step, env), env, report)
+                try:
+                    self._store(step, self._call(step, env), env, report)
+                except fusion.NonFiniteInside:
+                    self._run_unfused(step, env, report)
                 for slot in step.free:
                     env[slot] = None
         else:
             for step in self.steps:
                 start = clock()
-                kwargs, outputs = self._call_with_args(step, env)
-                self._store(step, outputs, env, report)
+                try:
+                    kwargs, outputs = self._call_with_args(step, env)
+                    self._store(step, outputs, env, report)
+                except fusion.NonFiniteInside:
+                    self._run_unfused(step, env, report)
+                    kwargs = {**step.static, **{name: env[slot] for name, slot in step.refs}}
                 elapsed = (clock() - start) / 1e9
                 stored = tuple(env[spec.slot] for spec in step.outputs)
                 timings.append(

@@ -154,10 +154,43 @@ def test_matmul_softmax_matmul_runs_as_one_tiled_step():
     assert timings[0].op_type == "matmul" and timings[0].flops == 2 * (2 * 3 * 300 * 40 * 8) * 2
 
 
-def test_attention_stays_unfused_where_the_scores_are_read_elsewhere_or_in_fp16_mode():
+def test_attention_stays_unfused_where_the_scores_are_read_elsewhere():
     shared = CompiledFunction(attention_program(also_read_scores=True), PATH)
     assert [step.op.type for step in shared.steps] == ["matmul", "softmax", "matmul", "relu"]
     feeds = attention_inputs()
     np.testing.assert_allclose(shared.run(dict(feeds))["out"], attention_expected(feeds), rtol=1e-5, atol=1e-5)
-    half = CompiledFunction(attention_program(), PATH, precision="fp16")
-    assert [step.op.type for step in half.steps] == ["matmul", "softmax", "matmul"]
+
+
+def unfused(function, precision: str, **options) -> CompiledFunction:
+    compiled = CompiledFunction.__new__(CompiledFunction)
+    compiled._fuse_attention = lambda: None  # type: ignore[method-assign]
+    CompiledFunction.__init__(compiled, function, PATH, precision=precision, **options)
+    return compiled
+
+
+def test_fp16_fused_attention_rounds_scores_and_probabilities_like_the_ops_one_by_one():
+    feeds = attention_inputs()
+    fused = CompiledFunction(attention_program(), PATH, precision="fp16")
+    assert [step.kernel for step in fused.steps] == [fusion.ATTENTION_CHAIN]
+    separate = unfused(attention_program(), "fp16")
+    assert [step.op.type for step in separate.steps] == ["matmul", "softmax", "matmul"]
+    got, want = fused.run(dict(feeds))["out"], separate.run(dict(feeds))["out"]
+    # the same roundings: at most a float16 step apart where BLAS's tile order moved a last bit
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
+    exact = attention_expected(feeds)
+    assert np.abs(got - exact).max() < 5 * np.abs(exact).max() * 2**-11 and np.abs(got - exact).max() > 0
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_inf_inside_a_fused_chain_is_reported_at_the_op_that_made_it(precision):
+    feeds = attention_inputs()
+    feeds["q"][1, 2, 7] = 3e4 if precision == "fp16" else 3e38  # q k^T overflows in this row
+    feeds["k"][1, 2, :, :] = 30.0
+    fused = CompiledFunction(attention_program(), PATH, precision=precision, on_nonfinite="warn")
+    separate = unfused(attention_program(), precision, on_nonfinite="warn")
+    assert [step.kernel for step in fused.steps] == [fusion.ATTENTION_CHAIN]
+    got = fused.run(dict(feeds))["out"]
+    want = separate.run(dict(feeds))["out"]
+    assert fused.last_numerics.first.op_name == separate.last_numerics.first.op_name == "scores"
+    assert fused.last_numerics.first == separate.last_numerics.first
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
