@@ -29,6 +29,11 @@ from bench.engines.reference.ops.registry import Kernel
 MAX_GROUP_WEIGHT_BYTES = 256 << 20
 
 
+class NonFiniteInside(Exception):
+    """A fused step met inf or nan inside (fp16 mode or a checked run): the interpreter runs the
+    step's original ops instead, so its numerics report names the op that made them."""
+
+
 @dataclass(frozen=True)
 class Member:
     """A fusable `linear`: the position of its step, its input slot, weight and bias."""
@@ -96,15 +101,28 @@ def fused_static(members: Sequence[Member]) -> dict[str, Any]:
 
 
 def linear_group(
-    op: Operation, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, bounds: list[int], biased: list[bool]
+    op: Operation,
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    bounds: list[int],
+    biased: list[bool],
+    round_fp16: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """x @ weight^T + bias once, returned as each member's column block (views of one result);
-    `biased` only serves the FLOP count."""
+    `biased` only serves the FLOP count. With `round_fp16` the whole result is rounded through
+    float16 here, in one dense pass (the interpreter cannot round the column views in place), and
+    inf or nan in it raises `NonFiniteInside`, so the members run one by one and the numerics
+    report names the member that made them."""
+    from bench.engines.reference.precision import round_fp16_in_place
+
     x = np.asarray(x, dtype=np.float32)
     lead = x.shape[:-1]
     y = product(x.reshape(-1, x.shape[-1]), weight.T)
     if bias is not None:
         y += bias
+    if round_fp16 and not round_fp16_in_place(y, True):
+        raise NonFiniteInside(op.name)
     y = y.reshape(lead + (weight.shape[0],))
     return tuple(y[..., lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
 
@@ -158,10 +176,6 @@ def attention_op(first: Operation, softmax: Operation, second: Operation) -> Ope
         inputs={"q": first.inputs["x"], "k": first.inputs["y"], "v": second.inputs["y"]},
         outputs=second.outputs,
     )
-
-
-class NonFiniteInside(Exception):
-    """A fused attention chain met inf or nan in its scores or probabilities (see above)."""
 
 
 def attention_chain(

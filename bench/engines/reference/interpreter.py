@@ -9,6 +9,7 @@ freed during the call rather than at its end.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -234,12 +235,17 @@ class CompiledFunction:
             if fusion.fusable(step.op.type, step.refs, step.lists, step.static)
         ]
         replacements: dict[int, Step | None] = {}
+        half = self.precision == "fp16"
         for group in fusion.plan_groups(members):
             steps = [self.steps[member.position] for member in group]
-            static = fusion.fused_static(group)
-            outputs = [spec for step in steps for spec in step.outputs]
+            static = {**fusion.fused_static(group), "round_fp16": half}
+            # fp16: the kernel rounds (and raises on inf / nan), so its column views are stored as they are
+            outputs = [dataclasses.replace(spec, exact=half) for step in steps for spec in step.outputs]
             op = fusion.fused_op([step.op for step in steps])
-            replacements[group[0].position] = Step(0, op, fusion.LINEAR_GROUP, static, [("x", group[0].x_slot)], [], outputs)
+            fused = Step(0, op, fusion.LINEAR_GROUP, static, [("x", group[0].x_slot)], [], outputs)
+            if half:
+                fused.unfused = [self._member_step(step, static, i) for i, step in enumerate(steps)]
+            replacements[group[0].position] = fused
             for member, step in zip(group, steps):
                 step.static = {}  # the members' own weights go now, not at the end of the load
                 replacements.setdefault(member.position, None)
@@ -249,6 +255,17 @@ class CompiledFunction:
         self.steps = [step for step in kept if step is not None]
         for index, step in enumerate(self.steps):
             step.index = index
+
+    @staticmethod
+    def _member_step(step: Step, fused: dict[str, Any], position: int) -> Step:
+        """Member `position` of a fused linear as a step of its own, for the rare rerun
+        (`_run_unfused`): its weight and bias are views of the group's, so the member's own arrays
+        are still freed at load."""
+        lo, hi = fused["bounds"][position], fused["bounds"][position + 1]
+        static = {"weight": fused["weight"][lo:hi]}
+        if fused["biased"][position]:
+            static["bias"] = fused["bias"][lo:hi]
+        return Step(step.index, step.op, step.kernel, static, step.refs, step.lists, step.outputs)
 
     def _fuse_attention(self) -> None:
         """Replace each matmul -> softmax (last axis) -> matmul chain whose scores and probabilities

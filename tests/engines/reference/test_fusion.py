@@ -194,3 +194,18 @@ def test_inf_inside_a_fused_chain_is_reported_at_the_op_that_made_it(precision):
     assert fused.last_numerics.first.op_name == separate.last_numerics.first.op_name == "scores"
     assert fused.last_numerics.first == separate.last_numerics.first
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+def test_fp16_overflow_in_a_fused_linear_is_reported_at_the_member_that_made_it():
+    rng = np.random.default_rng(5)
+    function, _, _ = attention_projections(rng)
+    for operation in function.operations:  # q and v stay small; k of a large input row overflows
+        if operation.type == "const" and operation.name in ("wq", "wv"):
+            operation.attributes["val"] = (operation.attributes["val"] * 1e-3).astype(np.float32)
+    fused = CompiledFunction(function, PATH, precision="fp16", on_nonfinite="warn")
+    assert any(step.kernel is fusion.LINEAR_GROUP for step in fused.steps)
+    x = rng.standard_normal((2, 16, 8)).astype(np.float32)
+    x[0, 3] = 4e4
+    got = fused.run({"x": x, "y": rng.standard_normal((2, 16, 8)).astype(np.float32)})
+    assert fused.last_numerics.first.op_name == "k_proj"
+    assert np.isinf(got["out"][0, 3]).any() and np.isfinite(got["v"]).all()

@@ -108,7 +108,7 @@ def _default_threads() -> int:
 
 _threads = _default_threads()
 _pool: ThreadPoolExecutor | None = None
-_in_pool = threading.local()  # set in the pool's own threads: work they start runs serially
+_in_pool = threading.local()  # set inside a share (pool threads, the caller's): work started there runs serially
 
 
 def set_num_threads(count: int) -> None:
@@ -142,7 +142,8 @@ def parallel_for(run: Callable[[list[Any]], None], tasks: list[Any], size: int) 
 
     The calling thread computes the first share itself (one hand-off fewer). `size` (elements
     touched, or FLOPs for a product) decides whether threads are worth their hand-off; work started
-    from inside a pool thread runs serially, so nested calls cannot wait on each other. numpy's
+    from inside a share (in a pool thread or the caller's own) runs serially, so a nested call never
+    waits for a pool thread that is busy with the outer work. numpy's
     errstate is per thread, so every share runs with floating-point warnings off (non-finite
     outputs are the interpreter's numerics report's business).
     """
@@ -157,9 +158,11 @@ def parallel_for(run: Callable[[list[Any]], None], tasks: list[Any], size: int) 
     step = -(-len(tasks) // _threads)
     shares = [tasks[i : i + step] for i in range(0, len(tasks), step)]
     futures = [_executor().submit(quiet, share) for share in shares[1:]]
+    _in_pool.active = True  # the caller's share is inside the parallel region too: no nested hand-offs
     try:
         quiet(shares[0])
     finally:
+        _in_pool.active = False
         for future in futures:  # wait for every share before an error leaves: they write shared arrays
             future.exception()
     for future in futures:
