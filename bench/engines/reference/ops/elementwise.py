@@ -8,6 +8,7 @@ their integer dtype.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from bench.engines.reference.ops._util import (
     as_str,
     chunked,
     f32,
+    num_threads,
+    parallel_for,
     scaled_size_flops,
     size_flops,
     unsupported,
@@ -60,9 +63,35 @@ _MANY_TEMPORARIES = 1 << 15
 # -- binary arithmetic ------------------------------------------------------------------------------
 
 
+#: Binary ops with at least this many output values run as one slab per kernel thread (one numpy call
+#: each, so the GIL is taken once per slab); smaller ones are a single call.
+_SPLIT_BINARY = 1 << 20
+
+
+def _split_binary(ufunc: np.ufunc, x: Any, y: Any) -> np.ndarray:
+    """ufunc(x, y) with numpy broadcasting, float32 where numpy would widen floats; large float
+    results are computed in slabs of the broadcast shape's first axis on the kernel threads."""
+    x, y = np.asarray(x), np.asarray(y)
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    dtype = np.result_type(x, y)
+    if dtype.kind != "f" or math.prod(shape) < _SPLIT_BINARY or len(shape) == 0 or shape[0] < 2:
+        return f32(ufunc(x, y))
+    out = np.empty(shape, F32)
+    xb, yb = np.broadcast_to(x, shape), np.broadcast_to(y, shape)
+    threads = num_threads()
+    bounds = [shape[0] * i // threads for i in range(threads + 1)]
+
+    def run(share: list[tuple[int, int]]) -> None:
+        for lo, hi in share:
+            ufunc(xb[lo:hi], yb[lo:hi], out=out[lo:hi], casting="same_kind")
+
+    parallel_for(run, [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo], out.size)
+    return out
+
+
 def _binary(op_type: str, ufunc: np.ufunc, doc: str) -> None:
     def kernel(op: Operation, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return f32(ufunc(x, y))
+        return _split_binary(ufunc, x, y)
 
     kernel.__name__ = op_type
     kernel.__doc__ = doc
@@ -84,7 +113,7 @@ def real_div(op: Operation, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if _is_int(x) and _is_int(y):
             dtype = np.result_type(x, y)
             return np.trunc(np.true_divide(x, y)).astype(dtype)
-        return f32(np.true_divide(x, y))
+        return _split_binary(np.true_divide, x, y)
 
 
 @register("floor_div", family=FAMILY, flops=size_flops)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bench.engines.reference.graph import Operation
-from bench.engines.reference.ops._util import F32, as_int, norm_axes
+from bench.engines.reference.ops._util import CHUNK, F32, as_int, norm_axes, parallel_for
 from bench.engines.reference.ops.registry import register
 from bench.errors import OpExecutionError
 
@@ -28,8 +28,8 @@ def norm_flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[np.ndarr
     return 8.0 * float(np.asarray(outputs[0]).size)
 
 
-def _normalize(x: np.ndarray, axes: tuple[int, ...], epsilon: Any) -> np.ndarray:
-    """(x - mean) / sqrt(var + epsilon) over axes, float32, as a fresh array."""
+def _normalize(x: np.ndarray, axes: tuple[int, ...], epsilon: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """(x - mean) / sqrt(var + epsilon) over axes, float32, into `out` or a fresh array."""
     count = math.prod(x.shape[a] for a in axes)
     letters = _LETTERS[: x.ndim]
     kept = "".join(ch for i, ch in enumerate(letters) if i not in axes)
@@ -39,7 +39,7 @@ def _normalize(x: np.ndarray, axes: tuple[int, ...], epsilon: Any) -> np.ndarray
     else:
         mean = np.add.reduce(x, axis=axes, keepdims=True, dtype=F32)
     mean *= F32(1.0 / count)
-    out = np.subtract(x, mean, dtype=F32)
+    out = np.subtract(x, mean, dtype=F32, out=out)
     # Sum of squares without a squared temporary: einsum contracts out with itself.
     var = np.einsum(f"{letters},{letters}->{kept}", out, out).reshape(mean.shape)
     var *= F32(1.0 / count)
@@ -58,6 +58,8 @@ def layer_norm(
     (default: all axes); gamma / beta have shape x.shape[axes] (default ones / zeros); epsilon 1e-5."""
     x = np.asarray(x, dtype=F32)
     ax = tuple(range(x.ndim)) if axes is None else tuple(sorted(norm_axes(axes, x.ndim)))
+    if ax == (x.ndim - 1,) and x.ndim > 1 and x.size >= _ROWS_IN_BLOCKS:
+        return _layer_norm_rows(x, gamma, beta, epsilon)
     out = _normalize(x, ax, epsilon)
     param_shape = tuple(x.shape[i] if i in ax else 1 for i in range(x.ndim))
     if gamma is not None:
@@ -65,6 +67,32 @@ def layer_norm(
     if beta is not None:
         out += np.asarray(beta, F32).reshape(param_shape)
     return out
+
+
+#: A last-axis layer_norm over at least this many values runs in blocks of rows on the kernel
+#: threads, each block's passes (mean, centre, variance, scale, gamma, beta) done while it is in cache.
+_ROWS_IN_BLOCKS = 1 << 18
+
+
+def _layer_norm_rows(x: np.ndarray, gamma: Any, beta: Any, epsilon: Any) -> np.ndarray:
+    width = x.shape[-1]
+    rows = np.ascontiguousarray(x).reshape(-1, width)
+    out = np.empty(rows.shape, F32)
+    g = None if gamma is None else np.asarray(gamma, F32).reshape(width)
+    b = None if beta is None else np.asarray(beta, F32).reshape(width)
+    step = max(1, CHUNK // width)
+
+    def run(starts: list[int]) -> None:
+        for start in starts:
+            block = out[start : start + step]
+            _normalize(rows[start : start + step], (1,), epsilon, out=block)
+            if g is not None:
+                block *= g
+            if b is not None:
+                block += b
+
+    parallel_for(run, list(range(0, rows.shape[0], step)), rows.size)
+    return out.reshape(x.shape)
 
 
 def _channel_shape(x: np.ndarray) -> tuple[int, ...]:

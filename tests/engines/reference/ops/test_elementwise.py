@@ -311,3 +311,27 @@ def test_elementwise_kernels_have_docstrings_and_flops():
     x = np.zeros((2, 3), F32)
     out = get_kernel("gelu").fn(None, x=x)
     assert get_kernel("add").flops(None, {"x": x, "y": x}, (out,)) == 6
+
+
+@pytest.mark.parametrize("op_type, ufunc", [("add", np.add), ("mul", np.multiply), ("sub", np.subtract), ("real_div", np.true_divide)])
+@pytest.mark.parametrize(
+    "x_shape, y_shape",
+    [((2, 640, 32, 32), (2, 640, 32, 32)), ((2, 640, 32, 32), (1, 640, 1, 1)), ((3, 1, 1100, 320), (1, 1, 1100, 320)), ((2, 700, 800), ())],
+    ids=["same", "per-channel", "batch-broadcast", "scalar"],
+)
+def test_large_binary_ops_in_slabs_equal_numpy(run, op_type, ufunc, x_shape, y_shape):
+    from bench.engines.reference.ops import _util
+
+    before = _util.num_threads()
+    _util.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(x_shape).astype(F32)
+        y = (rng.standard_normal(y_shape) + 3.0).astype(F32)
+        out = run(op_type, x=x, y=y)
+        assert out.dtype == F32 and out.shape == np.broadcast_shapes(x_shape, y_shape)
+        np.testing.assert_array_equal(out, ufunc(x, y))
+        mixed = run(op_type, x=x, y=np.float64(2.5))  # a float64 scalar still gives float32, as numpy's result cast
+        np.testing.assert_array_equal(mixed, ufunc(x, np.float64(2.5)).astype(F32))
+    finally:
+        _util.set_num_threads(before)

@@ -103,3 +103,22 @@ def test_local_response_norm(run, rng, size):
         s = np.sum(x[:, lo : hi + 1].astype(np.float64) ** 2, axis=1)
         expected[:, c] = x[:, c] / (2 + 0.01 / size * s) ** 0.5
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_large_last_axis_layer_norm_in_row_blocks_matches_float64(run):
+    from bench.engines.reference.ops import _util
+
+    before = _util.num_threads()
+    _util.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(0)
+        x = (rng.standard_normal((2, 1024, 320)) * 3 + 1).astype(np.float32)
+        gamma = rng.standard_normal(320).astype(np.float32)
+        beta = rng.standard_normal(320).astype(np.float32)
+        out = run("layer_norm", x=x, axes=np.array([-1], np.int32), gamma=gamma, beta=beta, epsilon=np.float32(1e-5))
+        x64 = x.astype(np.float64)
+        want = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5) * gamma + beta
+        assert out.dtype == np.float32 and out.shape == x.shape
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
+    finally:
+        _util.set_num_threads(before)
