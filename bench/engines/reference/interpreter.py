@@ -249,8 +249,10 @@ class CompiledFunction:
             for member, step in zip(group, steps):
                 step.static = {}  # the members' own weights go now, not at the end of the load
                 replacements.setdefault(member.position, None)
-        if not replacements:
-            return
+        self._replace_steps(replacements)
+
+    def _replace_steps(self, replacements: dict[int, Step | None]) -> None:
+        """Put each replacement at its step's position (None drops the step) and renumber."""
         kept = [replacements.get(i, step) for i, step in enumerate(self.steps)]
         self.steps = [step for step in kept if step is not None]
         for index, step in enumerate(self.steps):
@@ -272,11 +274,8 @@ class CompiledFunction:
         nothing else reads by one tiled step, at the second matmul's place (`fusion.py`)."""
         readers: dict[int, int] = {}
         for step in self.steps:
-            for _, slot in step.refs:
+            for slot in _slots_read(step):
                 readers[slot] = readers.get(slot, 0) + 1
-            for _, _, positions in step.lists:
-                for _, slot in positions:
-                    readers[slot] = readers.get(slot, 0) + 1
         for _, slot in self.output_slots:
             if slot is not None:
                 readers[slot] = readers.get(slot, 0) + 1
@@ -304,10 +303,7 @@ class CompiledFunction:
             fused = Step(0, op, fusion.ATTENTION_CHAIN, static, refs, [], second.outputs)
             fused.unfused = [first, softmax, second]
             replacements[chain.output] = fused
-        kept = [replacements.get(i, step) for i, step in enumerate(self.steps)]
-        self.steps = [step for step in kept if step is not None]
-        for index, step in enumerate(self.steps):
-            step.index = index
+        self._replace_steps(replacements)
 
     def _attention_chain(
         self, position: int, second: Step, readers: dict[int, int], producer: dict[int, int]
@@ -385,11 +381,8 @@ class CompiledFunction:
     def _plan_liveness(self) -> None:
         last_read: dict[int, int] = {}
         for step in self.steps:
-            for _, slot in step.refs:
+            for slot in _slots_read(step):
                 last_read[slot] = step.index
-            for _, _, positions in step.lists:
-                for _, slot in positions:
-                    last_read[slot] = step.index
         keep = {slot for _, slot in self.output_slots if slot is not None}
         for step in self.steps:
             for out in step.outputs:  # outputs nobody reads are freed right away
@@ -570,6 +563,11 @@ class CompiledFunction:
                 # (reshape, transpose, slices return views).
                 results[name] = value.copy() if _overlaps(value, fed) else value
         return results
+
+
+def _slots_read(step: Step) -> list[int]:
+    """The value slots a step reads at run time (a slot read twice is listed twice)."""
+    return [slot for _, slot in step.refs] + [slot for _, _, positions in step.lists for _, slot in positions]
 
 
 def _overlaps(array: np.ndarray, bounds: list[tuple[int, int]]) -> bool:

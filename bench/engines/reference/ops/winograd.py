@@ -14,8 +14,10 @@ torch, PSNR 140 dB vs 144 dB for the direct method on random weights.
 The weight transform U = G g G^T is done once at load (`WinogradWeight.pack`), in float64, and
 replaces the 3x3 weight in memory (16 / 9 of its size). Per call: the input tiles are transformed
 (V = B^T d B) in channel blocks that stay in cache, one batched GEMM per tile position
-(16 x (C_out, C_in) @ (C_in, tiles)), then the output transform (Y = A^T M A) and the bias, again in
-channel blocks; the blocks run on the kernel threads, the GEMM on BLAS's.
+(16 x (C_out, C_in) @ (C_in, tiles), split across the kernel threads by `gemm.matmul`), then the
+output transform (Y = A^T M A) and the bias, again in channel blocks on the kernel threads. The
+input transform works on phase planes (see `conv3x3`): for 1280 -> 320 channels at 32x32, batch 2,
+one thread, it took 22 ms against 31 ms as strided 2x2-tile passes.
 """
 
 from __future__ import annotations
