@@ -154,9 +154,15 @@ ATTENTION_TILE_ROWS = 256
 
 @dataclass(frozen=True)
 class AttentionChain:
-    """Positions of the three steps and the slots the fused step reads."""
+    """Positions of the chain's steps and what the fused step reads.
+
+    The chain is matmul (scores), an optional `mul` / `real_div` of the scores by a scalar constant
+    (the attention scale, where the program applies it to the scores), softmax over the last axis,
+    and matmul with the probabilities either as x (probs @ v, diffusers' layout) or as a transposed
+    y (v @ probs^T, Apple's ORIGINAL layout, keys and values channel-first)."""
 
     scores: int  # position of the first matmul
+    scale: int | None  # position of the scalar mul / real_div, if any
     softmax: int
     output: int  # position of the second matmul
     q_slot: int
@@ -165,17 +171,23 @@ class AttentionChain:
     transpose_q: bool
     transpose_k: bool
     transpose_v: bool
+    probs_first: bool  # probs @ v' (True) or v' @ probs^T (False)
+    scale_op: str | None  # "mul" or "real_div"
+    scale_value: np.ndarray | None  # the 0-d constant
 
 
-def attention_op(first: Operation, softmax: Operation, second: Operation) -> Operation:
+def attention_op(ops: Sequence[Operation], v_input: Any) -> Operation:
     """The operation a fused chain runs as: a `matmul` (its FLOPs are the two products') with the
-    chain's final output and a name listing the three ops."""
+    chain's final output and a name listing the chain's ops."""
     return Operation(
         type="matmul",
-        name=f"{first.name} -> {softmax.name} -> {second.name} (attention, fused)",
-        inputs={"q": first.inputs["x"], "k": first.inputs["y"], "v": second.inputs["y"]},
-        outputs=second.outputs,
+        name=" -> ".join(op.name for op in ops) + " (attention, fused)",
+        inputs={"q": ops[0].inputs["x"], "k": ops[0].inputs["y"], "v": v_input},
+        outputs=ops[-1].outputs,
     )
+
+
+_SCALE_UFUNCS = {"mul": np.multiply, "real_div": np.divide}
 
 
 def attention_chain(
@@ -186,13 +198,17 @@ def attention_chain(
     transpose_q: bool,
     transpose_k: bool,
     transpose_v: bool,
+    probs_first: bool = True,
+    scale_op: str | None = None,
+    scale_value: np.ndarray | None = None,
     round_fp16: bool = False,
     check: bool = False,
 ) -> np.ndarray:
-    """softmax(q' @ k') @ v' over the last two dims, ' meaning the optional swap of the last two
-    axes each matmul's transpose flag asks for; batch dims broadcast as matmul's do. With
-    `round_fp16`, scores and probabilities are rounded through float16; with `check` (or
-    `round_fp16`), inf or nan in either raises `NonFiniteInside`."""
+    """The chain's result over the last two dims: scores = q' @ k' (' is the optional swap of the
+    last two axes each transpose flag asks for), optionally scaled, softmax over the last axis, then
+    probs @ v' (`probs_first`) or v' @ probs^T; batch dims broadcast as matmul's do. With
+    `round_fp16`, every intermediate is rounded through float16 as the unfused ops' outputs would be;
+    with `check` (or `round_fp16`), inf or nan in one raises `NonFiniteInside`."""
     from bench.engines.reference.ops._util import parallel_for
     from bench.engines.reference.ops.attention import _softmax_into
     from bench.engines.reference.ops.gemm import blasable
@@ -206,9 +222,11 @@ def attention_chain(
     q = np.broadcast_to(q, lead + q.shape[-2:])
     k = np.broadcast_to(k, lead + k.shape[-2:])
     v = np.broadcast_to(v, lead + v.shape[-2:])
-    out = np.empty(lead + (length, v.shape[-1]), np.float32)
+    # probs @ v: (L, S) @ (S, Ev) -> (L, Ev); v @ probs^T: (Ev, S) @ (S, L) -> (Ev, L)
+    out_shape = (length, v.shape[-1]) if probs_first else (v.shape[-2], length)
+    out = np.empty(lead + out_shape, np.float32)
+    scale = None if scale_op is None else (_SCALE_UFUNCS[scale_op], np.asarray(scale_value))
     tasks = [(index, row) for index in np.ndindex(*lead) for row in range(0, length, ATTENTION_TILE_ROWS)]
-
     finite = [True]
 
     def settle(tile: np.ndarray) -> None:
@@ -224,9 +242,15 @@ def attention_chain(
             rows = slice(row, row + ATTENTION_TILE_ROWS)
             scores = np.matmul(blasable(q[index][rows]), blasable(k[index]))
             settle(scores)
+            if scale is not None:
+                scale[0](scores, scale[1], out=scores, casting="unsafe")
+                settle(scores)
             _softmax_into(scores, scores, scores.ndim - 1)
             settle(scores)
-            np.matmul(scores, blasable(v[index]), out=out[index][rows])
+            if probs_first:
+                np.matmul(scores, blasable(v[index]), out=out[index][rows])
+            else:
+                np.matmul(blasable(v[index]), scores.T, out=out[index][:, rows])
 
     parallel_for(run, tasks, int(2 * q.size * k.shape[-1]))
     if not finite[0] and (check or round_fp16):
@@ -236,12 +260,13 @@ def attention_chain(
 
 def attention_chain_flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[np.ndarray]) -> float:
     """The two products' FLOPs, as the unfused matmuls count them: 2 L S E + 2 L S Ev per batch entry."""
-    q, v = np.asarray(inputs["q"]), np.asarray(inputs["v"])
+    q, k = np.asarray(inputs["q"]), np.asarray(inputs["k"])
     out = np.asarray(outputs[0])
     contracted = q.shape[-2] if inputs["transpose_q"] else q.shape[-1]
-    source = v.shape[-1] if inputs["transpose_v"] else v.shape[-2]
-    rows_total = out.size // out.shape[-1]
-    return 2.0 * rows_total * source * contracted + 2.0 * out.size * source
+    source = k.shape[-2] if inputs["transpose_k"] else k.shape[-1]
+    value_width = out.shape[-1] if inputs.get("probs_first", True) else out.shape[-2]
+    queries = out.size / value_width  # L per batch entry, times the batch
+    return 2.0 * queries * source * contracted + 2.0 * out.size * source
 
 
 ATTENTION_CHAIN = Kernel("matmul", "attention", attention_chain, attention_chain_flops)

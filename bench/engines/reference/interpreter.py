@@ -289,19 +289,26 @@ class CompiledFunction:
             return
         replacements: dict[int, Step | None] = {}
         for chain in chains:
-            first, softmax, second = (self.steps[i] for i in (chain.scores, chain.softmax, chain.output))
+            positions = [chain.scores] + ([chain.scale] if chain.scale is not None else []) + [chain.softmax, chain.output]
+            originals = [self.steps[i] for i in positions]
+            second = originals[-1]
             static = {
                 "transpose_q": chain.transpose_q,
                 "transpose_k": chain.transpose_k,
                 "transpose_v": chain.transpose_v,
+                "probs_first": chain.probs_first,
+                "scale_op": chain.scale_op,
+                "scale_value": chain.scale_value,
                 "round_fp16": self.precision == "fp16",
                 "check": self.check_numerics,
             }
             refs = [("q", chain.q_slot), ("k", chain.k_slot), ("v", chain.v_slot)]
-            op = fusion.attention_op(first.op, softmax.op, second.op)
-            replacements[chain.scores] = replacements[chain.softmax] = None
+            v_input = second.op.inputs["y" if chain.probs_first else "x"]
+            op = fusion.attention_op([step.op for step in originals], v_input)
+            for i in positions[:-1]:
+                replacements[i] = None
             fused = Step(0, op, fusion.ATTENTION_CHAIN, static, refs, [], second.outputs)
-            fused.unfused = [first, softmax, second]
+            fused.unfused = originals
             replacements[chain.output] = fused
         self._replace_steps(replacements)
 
@@ -324,31 +331,51 @@ class CompiledFunction:
             return readers.get(slot, 0) == 1
 
         second_refs = matmul_operands(second)
-        if second_refs is None or flag(second, "transpose_x"):
+        if second_refs is None:
             return None
-        probs = second_refs["x"]
-        softmax_at = producer.get(probs)
-        if softmax_at is None or not private(probs):
-            return None
-        softmax = self.steps[softmax_at]
-        if softmax.op.type != "softmax" or [p for p, _ in softmax.refs] != ["x"] or set(softmax.static) - {"axis"}:
-            return None
-        scores = softmax.refs[0][1]
-        rank = len(softmax.outputs[0].shape)
-        axis = int(np.asarray(softmax.static.get("axis", -1)).reshape(()))
-        if axis not in (-1, rank - 1) or not private(scores):
-            return None
-        first_at = producer.get(scores)
-        if first_at is None:
-            return None
-        first = self.steps[first_at]
-        first_refs = matmul_operands(first)
-        if first_refs is None:
-            return None
-        return fusion.AttentionChain(
-            first_at, softmax_at, position, first_refs["x"], first_refs["y"], second_refs["y"],
-            flag(first, "transpose_x"), flag(first, "transpose_y"), flag(second, "transpose_y"),
-        )
+        # probs @ v' (probs as x, untransposed) or v' @ probs^T (probs as y, transposed)
+        for probs_first, probs_param, v_param in ((True, "x", "y"), (False, "y", "x")):
+            probs = second_refs[probs_param]
+            wanted_flag = flag(second, "transpose_x") if probs_first else not flag(second, "transpose_y")
+            if wanted_flag or producer.get(probs) is None or not private(probs):
+                continue
+            softmax_at = producer[probs]
+            softmax = self.steps[softmax_at]
+            if softmax.op.type != "softmax" or [p for p, _ in softmax.refs] != ["x"] or set(softmax.static) - {"axis"}:
+                continue
+            rank = len(softmax.outputs[0].shape)
+            if int(np.asarray(softmax.static.get("axis", -1)).reshape(())) not in (-1, rank - 1):
+                continue
+            scores = softmax.refs[0][1]
+            scale_at, scale_op, scale_value = self._scalar_scale(producer.get(scores), private(scores))
+            if scale_at is not None:
+                scores = self.steps[scale_at].refs[0][1]
+            first_at = producer.get(scores)
+            if first_at is None or not private(scores):
+                continue
+            first = self.steps[first_at]
+            first_refs = matmul_operands(first)
+            if first_refs is None:
+                continue
+            v_flag = flag(second, "transpose_y") if probs_first else flag(second, "transpose_x")
+            return fusion.AttentionChain(
+                first_at, scale_at, softmax_at, position, first_refs["x"], first_refs["y"], second_refs[v_param],
+                flag(first, "transpose_x"), flag(first, "transpose_y"), v_flag, probs_first, scale_op, scale_value,
+            )
+        return None
+
+    def _scalar_scale(self, position: int | None, scaled_is_private: bool) -> tuple[int | None, str | None, np.ndarray | None]:
+        """Step `position` as an attention scale (`mul` / `real_div` of a computed value by a
+        scalar float constant whose result only the softmax reads), or (None, None, None)."""
+        if position is None or not scaled_is_private:
+            return None, None, None
+        step = self.steps[position]
+        factor = step.static.get("y")
+        if step.op.type not in ("mul", "real_div") or [p for p, _ in step.refs] != ["x"] or set(step.static) != {"y"}:
+            return None, None, None
+        if not (isinstance(factor, np.ndarray) and factor.size == 1 and factor.dtype.kind == "f"):
+            return None, None, None
+        return position, step.op.type, factor.reshape(())
 
     def _resolve_static(self, arg: Any) -> Any:
         if isinstance(arg, Ref):

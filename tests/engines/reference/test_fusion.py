@@ -209,3 +209,44 @@ def test_fp16_overflow_in_a_fused_linear_is_reported_at_the_member_that_made_it(
     got = fused.run({"x": x, "y": rng.standard_normal((2, 16, 8)).astype(np.float32)})
     assert fused.last_numerics.first.op_name == "k_proj"
     assert np.isinf(got["out"][0, 3]).any() and np.isfinite(got["v"]).all()
+
+
+def apple_original_attention_program(scale_op: str = "mul"):
+    """Apple's ORIGINAL layout (as `bench.models.tiny.unet` writes it): q, k, v (B, heads, d, S);
+    weights = q^T @ k, scaled, softmax over the keys, out = v @ weights^T -> (B, heads, d, Sq)."""
+    ops = [
+        const("ty", np.bool_(True)),
+        const("no", np.bool_(False)),
+        const("last", np.int32(3)),
+        const("scale", np.float32(8**-0.5 if scale_op == "mul" else 8**0.5)),
+        op("matmul", "weights", [("w", t("fp32", 2, 3, 300, 40))], x="q", y="k", transpose_x="ty", transpose_y="no"),
+        op(scale_op, "scaled", [("ws", t("fp32", 2, 3, 300, 40))], x="w", y="scale"),
+        op("softmax", "probs", [("p", t("fp32", 2, 3, 300, 40))], x="ws", axis="last"),
+        op("matmul", "attended", [("out", t("fp32", 2, 3, 8, 300))], x="v", y="p", transpose_x="no", transpose_y="ty"),
+    ]
+    inputs = [("q", t("fp32", 2, 3, 8, 300)), ("k", t("fp32", 2, 3, 8, 40)), ("v", t("fp32", 2, 3, 8, 40))]
+    return program(inputs, ops, ["out"]).main
+
+
+@pytest.mark.parametrize("scale_op", ["mul", "real_div"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_apple_layout_with_a_scaled_softmax_is_fused_too(precision, scale_op):
+    rng = np.random.default_rng(6)
+    feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in
+             (("q", (2, 3, 8, 300)), ("k", (2, 3, 8, 40)), ("v", (2, 3, 8, 40)))}
+    fused = CompiledFunction(apple_original_attention_program(scale_op), PATH, precision=precision)
+    assert [step.kernel for step in fused.steps] == [fusion.ATTENTION_CHAIN]
+    assert fused.steps[0].op.name == "weights -> scaled -> probs -> attended (attention, fused)"
+    separate = unfused(apple_original_attention_program(scale_op), precision)
+    assert [step.op.type for step in separate.steps] == ["matmul", scale_op, "softmax", "matmul"]
+    got, want = fused.run(dict(feeds))["out"], separate.run(dict(feeds))["out"]
+    assert got.shape == (2, 3, 8, 300)
+    tolerance = 1e-5 if precision == "fp32" else 2e-3
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+    scores = np.swapaxes(feeds["q"], -1, -2).astype(np.float64) @ feeds["k"] / np.sqrt(8)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    np.testing.assert_allclose(got, feeds["v"] @ np.swapaxes(probs, -1, -2), rtol=5e-3 if precision == "fp16" else 1e-5, atol=5e-3 if precision == "fp16" else 1e-5)
+    timings: list = []
+    fused.run(dict(feeds), timings=timings)
+    assert timings[0].flops == 2 * (2 * 3 * 300 * 40 * 8) * 2  # the two products, as unfused
