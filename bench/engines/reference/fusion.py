@@ -1,6 +1,7 @@
-"""Load-time fusion: `linear` ops that read the same input become one wider matrix product.
+"""Load-time fusion of ops that run faster together: `linear` ops that read the same input become
+one wider matrix product, and attention chains (matmul, softmax, matmul) one tiled step (below).
 
-Why: a transformer layer projects one normalised input three times (attention query, key, value),
+Linears. Why: a transformer layer projects one normalised input three times (attention query, key, value),
 and every cross-attention layer of a UNet projects the same text embedding for its keys and values.
 Separately these are small products that BLAS runs well below its peak (2048x320x320: 122 GFLOP/s
 on the 2-core box against 180 for the three as one 2048x320x960 product, issue 13). Concatenating
@@ -10,6 +11,9 @@ block of the result, a view that downstream reshapes and matmuls read in place.
 The arithmetic per output element is unchanged (the same dot product, in BLAS's own order), so
 outputs agree with the unfused ops to float32 rounding. A fused group runs where its first member
 did; the other members' outputs are simply ready earlier.
+
+The interpreter finds the groups and chains (`CompiledFunction._fuse_linears`, `_fuse_attention`);
+this module holds what they become: the fused operations, their constants and their kernels.
 """
 
 from __future__ import annotations
