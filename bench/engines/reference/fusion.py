@@ -25,8 +25,12 @@ from typing import Any
 import numpy as np
 
 from bench.engines.reference.graph import Operation
+from bench.engines.reference.ops._util import parallel_for
+from bench.engines.reference.ops.attention import _softmax_into
+from bench.engines.reference.ops.gemm import blasable
 from bench.engines.reference.ops.gemm import matmul as product
 from bench.engines.reference.ops.registry import Kernel
+from bench.engines.reference.precision import all_finite, round_fp16_in_place
 
 #: A group's concatenated weights stay under this many bytes, so the copy made at load (the
 #: members' own weights are freed as each group is built) never adds more than this at once.
@@ -118,8 +122,6 @@ def linear_group(
     float16 here, in one dense pass (the interpreter cannot round the column views in place), and
     inf or nan in it raises `NonFiniteInside`, so the members run one by one and the numerics
     report names the member that made them."""
-    from bench.engines.reference.precision import round_fp16_in_place
-
     x = np.asarray(x, dtype=np.float32)
     lead = x.shape[:-1]
     y = product(x.reshape(-1, x.shape[-1]), weight.T)
@@ -213,11 +215,6 @@ def attention_chain(
     probs @ v' (`probs_first`) or v' @ probs^T; batch dims broadcast as matmul's do. With
     `round_fp16`, every intermediate is rounded through float16 as the unfused ops' outputs would be;
     with `check` (or `round_fp16`), inf or nan in one raises `NonFiniteInside`."""
-    from bench.engines.reference.ops._util import parallel_for
-    from bench.engines.reference.ops.attention import _softmax_into
-    from bench.engines.reference.ops.gemm import blasable
-    from bench.engines.reference.precision import round_fp16_in_place
-
     q = np.swapaxes(q, -1, -2) if transpose_q else q
     k = np.swapaxes(k, -1, -2) if transpose_k else k
     v = np.swapaxes(v, -1, -2) if transpose_v else v
@@ -238,7 +235,7 @@ def attention_chain(
         if round_fp16:
             if not round_fp16_in_place(tile, True):
                 finite[0] = False
-        elif check and not np.isfinite(tile.sum(dtype=np.float32)) and not np.isfinite(tile).all():
+        elif check and not all_finite(tile):
             finite[0] = False
 
     def run(share: list[tuple[tuple[int, ...], int]]) -> None:

@@ -10,7 +10,6 @@ freed during the call rather than at its end.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from bench.engines.reference.precision import (
     FLOAT_DTYPES,
     VALUE_PRESERVING_OPS,
     NumericsReport,
+    all_finite,
     nonfinite_op,
     round_fp16_in_place,
     to_compute,
@@ -504,7 +504,7 @@ class CompiledFunction:
             all_finite_so_far = check and report.first is None and self._feeds_finite
             array, finite = self._finish_checked(step.op, spec, np.asarray(value), check, all_finite_so_far)
             env[spec.slot] = array
-            if check and not (finite if finite is not None else _all_finite(array)):
+            if check and not (finite if finite is not None else all_finite(array)):
                 report.nonfinite_ops += 1
                 if report.first is None:
                     report.first = nonfinite_op(step.index, step.op.type, step.op.name, spec.name, array)
@@ -544,7 +544,7 @@ class CompiledFunction:
         report = NumericsReport(self.model_path, self.precision) if self.check_numerics else None
         self.last_numerics = report
         self._feeds_finite = report is None or all(
-            _all_finite(env[slot]) for _, slot in self.input_slots
+            all_finite(env[slot]) for _, slot in self.input_slots
             if isinstance(env[slot], np.ndarray) and env[slot].dtype.kind == "f"
         )
         if timings is None:
@@ -615,20 +615,9 @@ def _finite_constants(static: dict[str, Any]) -> bool:
     for value in static.values():
         values = value if isinstance(value, list) else [value]
         for item in values:
-            if isinstance(item, np.ndarray) and item.dtype.kind == "f" and not _all_finite(item):
+            if isinstance(item, np.ndarray) and item.dtype.kind == "f" and not all_finite(item):
                 return False
     return True
-
-
-def _all_finite(array: np.ndarray) -> bool:
-    if array.size == 0:
-        return True
-    # One sum is cheaper than a boolean mask; only a non-finite sum needs the exact check
-    # (a sum of finite float32 values can overflow).
-    with np.errstate(over="ignore", invalid="ignore"):
-        if math.isfinite(float(array.sum(dtype=np.float32))):
-            return True
-    return bool(np.isfinite(array).all())
 
 
 def _flops(step: Step, kwargs: dict[str, Any], outputs: tuple[np.ndarray, ...]) -> float | None:

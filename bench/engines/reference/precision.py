@@ -8,6 +8,7 @@ madebyollin SDXL VAE fix exists for.
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from dataclasses import dataclass
@@ -44,6 +45,18 @@ def check_on_nonfinite(value: str) -> str:
     if value not in ON_NONFINITE:
         raise BenchError(f"unknown on_nonfinite {value!r}; expected one of {', '.join(ON_NONFINITE)}")
     return value
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """Whether an array holds no inf or nan (the numerics report's test, also inside fused steps)."""
+    if array.size == 0:
+        return True
+    # One sum is cheaper than a boolean mask; only a non-finite sum needs the exact check
+    # (a sum of finite float32 values can overflow).
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(float(array.sum(dtype=np.float32))):
+            return True
+    return bool(np.isfinite(array).all())
 
 
 def round_fp16(array: np.ndarray) -> np.ndarray:
