@@ -5,8 +5,8 @@ x is (N, C, *spatial) with 1 to 3 spatial dims, conv weight (C_out, C_in / group
 weight (C_in, C_out / groups, *K); pads are (before, after) per spatial dim.
 
 How the 2-D convolution is computed (it dominates a UNet call):
-- 3x3, stride 1, at least 128 channels in and out: Winograd F(2x2, 3x3) (`winograd.py`), with the
-  weight transformed once at load by `prepare_conv`.
+- 3x3, stride 1, at least 128 channels in and out: Winograd F(4x4, 3x3) or F(2x2, 3x3)
+  (`winograd.py`, which says when each), with the weight transformed once at load by `prepare_conv`.
 - 1x1, stride 1: one GEMM per call, (C_out, C_in) @ (C_in, N*H*W).
 - k x k, stride 1, C_out <= C_in ("shifted GEMM"): the input is zero-padded once into a flat
   (C_in, N, Hp*Wp) buffer; one GEMM multiplies all k*k weight slices at once,
@@ -241,7 +241,15 @@ def prepare_conv(op: Operation, static: dict[str, Any]) -> dict[str, Any]:
     groups = as_int(static["groups"]) if static.get("groups") is not None else 1
     if len(kernel) != 2 or not winograd.applies(weight.shape, strides, dilations, groups):
         return static
-    return {**static, "weight": winograd.WinogradWeight.pack(weight)}
+    tile = winograd.choose_tile(weight.shape, _output_spatial(op))
+    return {**static, "weight": winograd.WinogradWeight.pack(weight, tile)}
+
+
+def _output_spatial(op: Operation | None) -> tuple[int | None, ...] | None:
+    """The conv's output height and width as the program types them (None when not static)."""
+    if op is None or not op.outputs or len(op.outputs[0].type.shape) != 4:
+        return None
+    return op.outputs[0].type.shape[2:]
 
 
 @register("conv", family=FAMILY, flops=conv_flops, prepare=prepare_conv)

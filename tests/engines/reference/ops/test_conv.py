@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from bench.engines.reference.graph import Operation, TensorType, Value
 from bench.engines.reference.ops import get_kernel
 from bench.errors import OpExecutionError
 
@@ -232,7 +233,7 @@ def test_pools(run, rng):
     np.testing.assert_allclose(ceil[:, :, -1, :], np.max(x[:, :, 6:7, :].reshape(2, 3, 3, 2), axis=-1), rtol=1e-6)
 
 
-# -- Winograd F(2x2, 3x3): weights packed at load by the kernel's `prepare` ---------------------------------
+# -- Winograd F(2x2, 3x3) and F(4x4, 3x3): weights packed at load by the kernel's `prepare` ----------------
 
 WINOGRAD_CASES = [
     # (x shape, pad_type, custom pad): even and odd sizes, asymmetric and cropping pads
@@ -245,21 +246,24 @@ WINOGRAD_CASES = [
 ]
 
 
-def prepared_conv(run, monkeypatch, **kwargs):
-    """Run conv as the interpreter does: constant parameters through `prepare` first."""
+def prepared_conv(run, monkeypatch, tile=2, **kwargs):
+    """Run conv as the interpreter does: constant parameters through `prepare` first (packed in
+    the given Winograd tile, whatever the size rule would pick)."""
     from bench.engines.reference.ops import winograd
 
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)  # the small shapes here take the Winograd path too
+    monkeypatch.setattr(winograd, "choose_tile", lambda *args: tile)
     kernel = get_kernel("conv")
     static = {k: v for k, v in kwargs.items() if k != "x"}
     static = kernel.prepare(None, static)
-    assert isinstance(static["weight"], winograd.WinogradWeight)
+    assert isinstance(static["weight"], winograd.WinogradWeight) and static["weight"].tile == tile
     return run("conv", x=kwargs["x"], **static)
 
 
 @pytest.mark.parametrize("x_shape, pad_type, pad", WINOGRAD_CASES)
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_winograd_conv_matches_direct_sum(run, rng, monkeypatch, x_shape, pad_type, pad, with_bias):
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_conv_matches_direct_sum(run, rng, monkeypatch, x_shape, pad_type, pad, with_bias, tile):
     x = rng.standard_normal(x_shape).astype(F32)
     w = rng.standard_normal((6, x_shape[1], 3, 3)).astype(F32)
     b = rng.standard_normal(6).astype(F32) if with_bias else None
@@ -269,7 +273,7 @@ def test_winograd_conv_matches_direct_sum(run, rng, monkeypatch, x_shape, pad_ty
         kwargs["pad"] = np.array(pad, I32)
     if b is not None:
         kwargs["bias"] = b
-    out = prepared_conv(run, monkeypatch, **kwargs)
+    out = prepared_conv(run, monkeypatch, tile, **kwargs)
     if pad_type == "custom":
         pads = [(pad[0], pad[1]), (pad[2], pad[3])]
         if min(pad) < 0:  # crop, then the positive pads
@@ -301,7 +305,36 @@ def test_winograd_applies_only_to_wide_3x3_stride_1_convs():
         assert isinstance(prepare(None, static)["weight"], np.ndarray)
 
 
-def test_winograd_conv_unet_sized_against_float64_conv(run, rng):
+def test_winograd_tile_follows_output_size_and_weight_budget():
+    """F(4x4, 3x3) where the program types an output large enough and the 4x weight fits its budget."""
+    from bench.engines.reference.ops import winograd
+
+    assert winograd.choose_tile((320, 320, 3, 3), (32, 32)) == 4
+    assert winograd.choose_tile((320, 320, 3, 3), (winograd.F4_MIN_SIZE - 1, 32)) == 2  # too few tiles
+    assert winograd.choose_tile((1280, 1280, 3, 3), (32, 32)) == 2  # 236 MB as F(4x4, 3x3)
+    assert winograd.choose_tile((640, 1280, 3, 3), (32, 32)) == 4  # 118 MB
+    assert winograd.choose_tile((320, 320, 3, 3), (None, 32)) == 2  # not static: the smaller transform
+    assert winograd.choose_tile((320, 320, 3, 3), None) == 2
+
+
+def conv_op(output_shape):
+    """A conv `Operation` whose output the program types as `output_shape`."""
+    return Operation(type="conv", name="conv_0", inputs={}, outputs=(Value("y", TensorType("fp32", output_shape)),))
+
+
+@pytest.mark.parametrize("output_size, tile", [(24, 4), (8, 2)])
+def test_winograd_prepare_reads_the_output_size_the_program_types(rng, output_size, tile):
+    from bench.engines.reference.ops import winograd
+
+    w = np.zeros((128, 128, 3, 3), F32)
+    op = conv_op((2, 128, output_size, output_size))
+    static = get_kernel("conv").prepare(op, {"weight": w, "pad_type": "same"})
+    assert isinstance(static["weight"], winograd.WinogradWeight) and static["weight"].tile == tile
+    assert static["weight"].u.shape == ((tile + 2) ** 2, 128, 128)
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_conv_unet_sized_against_float64_conv(run, rng, tile):
     """At UNet width (the default threshold applies) the packed path agrees with a float64 GEMM conv."""
     from bench.engines.reference.ops import conv as conv_ops
 
@@ -309,7 +342,10 @@ def test_winograd_conv_unet_sized_against_float64_conv(run, rng):
     w = (rng.standard_normal((160, 128, 3, 3)) / math.sqrt(128 * 9)).astype(F32)
     b = rng.standard_normal(160).astype(F32)
     kernel = get_kernel("conv")
-    static = kernel.prepare(None, {"weight": w, "bias": b, "pad_type": "custom", "pad": np.array([1, 1, 1, 1], I32)})
+    output_size = 12 if tile == 4 else 8  # the program's typed output picks the tile
+    op = conv_op((2, 160, output_size, output_size))
+    static = kernel.prepare(op, {"weight": w, "bias": b, "pad_type": "custom", "pad": np.array([1, 1, 1, 1], I32)})
+    assert static["weight"].tile == tile
     out = run("conv", x=x, **static)
     xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (1, 1), (1, 1)])
     cols, _ = conv_ops._im2col(xp, (3, 3), (1, 1), (1, 1))  # float64 columns: an exact-as-possible reference
