@@ -250,3 +250,21 @@ def test_apple_layout_with_a_scaled_softmax_is_fused_too(precision, scale_op):
     timings: list = []
     fused.run(dict(feeds), timings=timings)
     assert timings[0].flops == 2 * (2 * 3 * 300 * 40 * 8) * 2  # the two products, as unfused
+
+
+@pytest.mark.parametrize("layout", ["diffusers", "apple"])
+def test_unchecked_fp32_attention_scales_queries_and_divides_outputs_to_the_same_result(layout):
+    """Unchecked fp32 runs take the shorter tile path (scale on the queries, softmax division on the
+    output rows); checked runs keep the op-by-op tile path. Both agree to float32 rounding."""
+    program = attention_program if layout == "diffusers" else apple_original_attention_program
+    rng = np.random.default_rng(10)
+    shapes = {"q": (2, 3, 300, 8), "k": (2, 3, 40, 8), "v": (2, 3, 40, 8)}
+    if layout == "apple":
+        shapes = {"q": (2, 3, 8, 300), "k": (2, 3, 8, 40), "v": (2, 3, 8, 40)}
+    feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    unchecked = CompiledFunction(program(), PATH, precision="fp32", on_nonfinite="ignore")
+    checked = CompiledFunction(program(), PATH, precision="fp32", on_nonfinite="raise")
+    assert unchecked.steps[0].static["check"] is False and checked.steps[0].static["check"] is True
+    fast, exact = unchecked.run(dict(feeds))["out"], checked.run(dict(feeds))["out"]
+    np.testing.assert_allclose(fast, exact, rtol=1e-5, atol=2e-6)
+    assert not np.array_equal(fast, exact)  # the two paths really differ in their rounding
