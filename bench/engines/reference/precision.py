@@ -82,9 +82,10 @@ VALUE_PRESERVING_OPS = frozenset({
 #: 64 Ki elements (more numpy calls, each taking the GIL) and 2.0 at 4 Mi (out of L2).
 _ROUND_BLOCK = 1 << 18
 _EXPONENT, _SIGN = np.uint32(0x7F800000), np.uint32(0x80000000)
-#: Exponent field (as bits) of float16's smallest normal, 2^-14.
-_MIN_NORMAL = np.uint32((127 - 14) << 23)
-_SHIFT_13 = np.uint32(13 << 23)  # multiplies by 2^13 when added to an exponent field
+#: float16's smallest normal, 2^-14, and a power of two past its range, 2^16, as float32.
+_MIN_NORMAL, _PAST_RANGE = np.float32(2.0**-14), np.float32(2.0**16)
+#: Added to a power of two's bits: multiplies it by 1.5 * 2^13 (exponent + 13, top mantissa bit set).
+_SHIFT_13_HALF = np.uint32((13 << 23) | (1 << 22))
 FP16_MAX = 65504.0
 _scratch = threading.local()  # each kernel thread's two scratch blocks, kept between calls
 
@@ -93,26 +94,27 @@ def _round_block(x: np.ndarray, magic: np.ndarray, sign: np.ndarray) -> bool:
     """Round float32 block `x` to float16's grid in place; True where every value is finite.
 
     numpy's float32 -> float16 cast is scalar code (4-18 ns per value here, slower still near
-    subnormals), so the rounding is done in float32 arithmetic on |x| instead: adding M = 2^(e + 13),
-    e the exponent of |x| raised to float16's smallest normal exponent -14, leaves the sum with a unit
-    in the last place of exactly float16's spacing at that exponent, so the hardware's
-    round-to-nearest-even rounds |x| to float16's grid (ties to even included, subnormals included);
-    subtracting M is exact, and the sign bit goes back on (so a negative value that rounds to zero is
-    -0.0, as the cast gives). Past float16's range the grid is coarser than float16's, but every such
+    subnormals), so the rounding is done in float32 arithmetic instead: adding M = 1.5 * 2^(e + 13),
+    e the exponent of x clamped to [-14, 16] (float16's smallest normal exponent, and past its
+    range), leaves the sum in M's binade whatever x's sign, with a unit in the last place of exactly
+    float16's spacing at that exponent, so the hardware's round-to-nearest-even rounds x to float16's
+    grid (ties to even included: M is an even number of those units; subnormals included);
+    subtracting M is exact. The sign bit goes back on, so a negative value that rounds to zero is
+    -0.0, as the cast gives. Past float16's range the grid is coarser than float16's, but every such
     value is over 65504 after rounding and becomes inf, as the cast gives; 65520 and up round to
-    65536 (ties to even), so they become inf too."""
+    65536 (ties to even), so they become inf too. Seven passes (two of them reads); the clamp to 2^16
+    also keeps M finite for the largest float32 values (an unclamped 2^(e + 13) overflowed to inf
+    for x in [2^115, 2^116) and turned them into nan)."""
     bits = x.view(np.uint32)
     np.bitwise_and(bits, _SIGN, out=sign)
-    bits ^= sign  # |x|
-    np.bitwise_and(bits, _EXPONENT, out=magic)
-    np.maximum(magic, _MIN_NORMAL, out=magic)
-    magic += _SHIFT_13
+    np.bitwise_and(bits, _EXPONENT, out=magic)  # 2^e as float32 (0 for subnormals, inf for inf / nan)
     m = magic.view(np.float32)
+    np.clip(m, _MIN_NORMAL, _PAST_RANGE, out=m)
+    magic += _SHIFT_13_HALF
     x += m
     x -= m
-    high = x.max()  # |x|: nan propagates, so nan fails the range test below
     bits |= sign
-    if high <= FP16_MAX:
+    if x.max() <= FP16_MAX and x.min() >= -FP16_MAX:  # nan fails both tests
         return True
     over = np.abs(x) > FP16_MAX
     x[over] = np.copysign(np.float32(np.inf), x[over])
