@@ -18,6 +18,7 @@ this module holds what they become: the fused operations, their constants and th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -234,6 +235,7 @@ def attention_chain(
     scale = None if scale_op is None else (_SCALE_UFUNCS[scale_op], np.asarray(scale_value))
     tasks = [(index, row) for index in np.ndindex(*lead) for row in range(0, length, ATTENTION_TILE_ROWS)]
     finite = [True]
+    shrinks_exactly = round_fp16 and scale is not None and _power_of_two_shrink(scale_op, scale[1])
 
     def settle(tile: np.ndarray) -> None:
         """Round a tile through float16 (fp16 mode) and note whether it is all finite (checked runs)."""
@@ -268,7 +270,10 @@ def attention_chain(
             settle(scores)
             if scale is not None:
                 scale[0](scores, scale[1], out=scores, casting="unsafe")
-                settle(scores)
+                if shrinks_exactly:
+                    _round_scaled_fp16(scores)
+                else:
+                    settle(scores)
             _softmax_into(scores, scores, scores.ndim - 1)
             settle(scores)
             if probs_first:
@@ -280,6 +285,30 @@ def attention_chain(
     if not finite[0] and (check or round_fp16):
         raise NonFiniteInside(op.name)
     return out
+
+
+def _power_of_two_shrink(scale_op: str | None, value: np.ndarray) -> bool:
+    """Whether the scale multiplies by 2^-k, k >= 0 (`mul` by it, or `real_div` by 2^k): the usual
+    1 / sqrt(64) of a 64-wide head."""
+    factor = float(value) if scale_op == "mul" else 1.0 / float(value)
+    mantissa, _ = math.frexp(factor)
+    return 0.0 < factor <= 1.0 and mantissa == 0.5
+
+
+#: Added and subtracted, rounds a float32 below 2^-14 in magnitude to float16's subnormal grid
+#: (its units in the last place are 2^-24, float16's subnormal spacing) and leaves any float16
+#: value, and any power-of-two fraction of one, that is not that small unchanged.
+_SUBNORMAL_GRID = np.float32(0.75)
+
+
+def _round_scaled_fp16(scores: np.ndarray) -> None:
+    """float16 rounding of rounded scores times 2^-k, in two passes instead of the general seven:
+    the product is exact in float32 and already on float16's grid unless it fell below float16's
+    smallest normal, where adding and subtracting 0.75 rounds it to nearest even on the subnormal
+    grid. It cannot overflow, and only the sign of a zero can differ from the cast's (+0.0 for
+    -0.0), which the softmax reading it cannot see."""
+    scores += _SUBNORMAL_GRID
+    scores -= _SUBNORMAL_GRID
 
 
 def attention_chain_flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[np.ndarray]) -> float:

@@ -268,3 +268,39 @@ def test_unchecked_fp32_attention_scales_queries_and_divides_outputs_to_the_same
     fast, exact = unchecked.run(dict(feeds))["out"], checked.run(dict(feeds))["out"]
     np.testing.assert_allclose(fast, exact, rtol=1e-5, atol=2e-6)
     assert not np.array_equal(fast, exact)  # the two paths really differ in their rounding
+
+
+def test_power_of_two_attention_scale_rounds_like_the_float16_cast():
+    """Scaled float16 scores are rounded in two passes where the scale is 2^-k: the same values as
+    the cast (signed zeros aside), subnormal results and ties included."""
+    from bench.engines.reference.precision import round_fp16
+
+    rng = np.random.default_rng(11)
+    # float16 values from its subnormals up to its largest, and both signs
+    scores = round_fp16((rng.standard_normal(100_000) * np.exp(rng.uniform(-20, 10, 100_000))).astype(np.float32))
+    scores[:4] = [2.0**-24, -3 * 2.0**-24, 65504.0, -0.0]
+    for scale_op, value, factor in (("mul", 0.125, 0.125), ("real_div", 4.0, 0.25), ("mul", 1.0, 1.0)):
+        assert fusion._power_of_two_shrink(scale_op, np.float32(value))
+        scaled = scores * np.float32(factor)
+        expected = round_fp16(scaled)
+        fusion._round_scaled_fp16(scaled)
+        np.testing.assert_array_equal(scaled, expected)  # -0.0 == 0.0 here: only zero signs may differ
+    for scale_op, value in (("mul", 8**-0.5), ("mul", 2.0), ("real_div", 0.5), ("mul", -0.125)):
+        assert not fusion._power_of_two_shrink(scale_op, np.float32(value))
+
+
+@pytest.mark.parametrize("scale_op", ["mul", "real_div"])
+def test_fp16_attention_with_a_power_of_two_scale_matches_the_general_rounding(monkeypatch, scale_op):
+    rng = np.random.default_rng(12)
+    feeds = {name: (rng.standard_normal(shape) * 3).astype(np.float32) for name, shape in
+             (("q", (2, 3, 8, 300)), ("k", (2, 3, 8, 40)), ("v", (2, 3, 8, 40)))}
+    program = apple_original_attention_program(scale_op)
+    for operation in program.operations:  # a head of 64 scales by 1/8; here 1/4 (or / 4)
+        if operation.name == "scale":
+            operation.attributes["val"] = np.float32(0.25 if scale_op == "mul" else 4.0)
+    compiled = CompiledFunction(program, PATH, precision="fp16")
+    assert float(compiled.steps[0].static["scale_value"]) == (0.25 if scale_op == "mul" else 4.0)
+    two_passes = compiled.run(dict(feeds))["out"]
+    monkeypatch.setattr(fusion, "_power_of_two_shrink", lambda *args: False)
+    general = CompiledFunction(program, PATH, precision="fp16").run(dict(feeds))["out"]
+    np.testing.assert_array_equal(two_passes, general)
