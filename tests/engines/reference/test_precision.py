@@ -155,9 +155,15 @@ def test_in_place_rounding_matches_a_float16_cast_and_finds_overflow():
     np.testing.assert_array_equal(rounded.view(np.uint32), expected.view(np.uint32))  # bit for bit, -0.0 too
     # [2^115, 2^116) once became nan (the rounding constant overflowed to inf): inf, as the cast gives
     special = np.array([np.inf, -np.inf, np.nan, 65520, -70000, 3e38, 4.2e34, -5e34, 8e34, 1.0], np.float32)
+    special = np.tile(special, 300)  # past the plain cast's few values: the blocked rounding
     expected_special = round_fp16(special)
     assert round_fp16_in_place(special, check=True) is False
     np.testing.assert_array_equal(special, expected_special)  # nan == nan for assert_array_equal
+    small = values[:2000].copy()  # few values take the plain cast: the same bits
+    assert round_fp16_in_place(small, check=True) is True
+    np.testing.assert_array_equal(small.view(np.uint32), expected[:2000].view(np.uint32))
+    small[7] = np.inf
+    assert round_fp16_in_place(small, check=True) is False and round_fp16_in_place(small, check=False) is None
     values[150_000] = 70000.0  # over float16's 65504: becomes inf
     assert round_fp16_in_place(values, check=True) is False
     assert np.isinf(values[150_000]) and round_fp16_in_place(values.copy(), check=False) is None
