@@ -21,6 +21,7 @@ import time
 import tracemalloc
 
 import numpy as np
+import psutil
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -157,9 +158,11 @@ def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
         # torch eager runs right before each engine round, so both see the same machine load
         torch_seconds.append(_seconds(torch_call))
 
+    cpu_before = psutil.cpu_times()
     outputs = benchmark.pedantic(
         model.predict, args=(inputs,), setup=time_torch_between_rounds, rounds=ROUNDS, warmup_rounds=1
     )
+    steal = steal_share(cpu_before, psutil.cpu_times())
     expected = torch_call().numpy()
     quality = psnr(outputs["noise_pred"], expected)  # apple/ml-stable-diffusion's compute_psnr
     assert np.isfinite(outputs["noise_pred"]).all() and quality >= 60.0, f"{config.name}: engine output PSNR {quality:.1f} dB against torch (need >= 60)"
@@ -171,6 +174,7 @@ def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
             "threads": threads,
             "threads_from": thread_source,
             "load_average_1min": round(os.getloadavg()[0], 2),
+            "cpu_steal_share": round(steal, 3),
             "matrix_gflop": round(stats.flops / 1e9, 3),
             "psnr_vs_torch_db": round(quality, 1),
         }
@@ -203,7 +207,8 @@ def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
         f"\n{config.name}: engine {engine_median * 1e3:.1f} ms, torch eager {torch_median * 1e3:.1f} ms, "
         f"ratio {ratio:.2f} (target <= {max_ratio}); engine {stats.flops / engine_median / 1e9:.1f} "
         f"GFLOP/s, torch {stats.flops / torch_median / 1e9:.1f} GFLOP/s, numpy sgemm peak {gemm_peak:.1f} "
-        f"GFLOP/s; {threads} threads ({thread_source}); load average {os.getloadavg()[0]:.2f}; engine time by "
+        f"GFLOP/s; {threads} threads ({thread_source}); load average {os.getloadavg()[0]:.2f}; CPU time stolen by "
+        f"the hypervisor {steal:.1%}; engine time by "
         f"op type: {benchmark.extra_info['engine_time_share_top_ops']}; GFLOP/s by kernel family: "
         f"{benchmark.extra_info['family_gflops']}"
     )
@@ -218,6 +223,17 @@ def test_unet_call_speed_vs_torch(benchmark, unet, same_threads):
                 f"{config.name}: the {name} kernels ran at {value:.1f} GFLOP/s, under {min_share} x numpy's "
                 f"SGEMM peak of {gemm_peak:.1f} GFLOP/s measured in this run"
             )
+
+
+def steal_share(before, after) -> float:
+    """Share of the CPU time between two `psutil.cpu_times()` that a hypervisor gave to other guests.
+
+    On this shared VM the engine's ratio to torch rose from 0.83 to 0.96 in a window where 4 % of
+    CPU time was stolen (its kernel threads hand work to each other, and a descheduled one stalls
+    the other), so a timed run records it beside the load average."""
+    total = sum(after) - sum(before)
+    stolen = getattr(after, "steal", 0.0) - getattr(before, "steal", 0.0)
+    return stolen / total if total > 0 else 0.0
 
 
 def family_gflops(profile, families: tuple[str, ...]) -> dict[str, float]:
@@ -315,9 +331,11 @@ def test_fp16_mode_costs_little_over_fp32(benchmark, unet, same_threads):
     def time_fp32_between_rounds():
         fp32_seconds.append(_seconds(lambda: fp32.predict(inputs)))
 
+    cpu_before = psutil.cpu_times()
     out16 = benchmark.pedantic(
         fp16.predict, args=(inputs,), setup=time_fp32_between_rounds, rounds=ROUNDS, warmup_rounds=1
     )
+    steal = steal_share(cpu_before, psutil.cpu_times())
     assert fp16.last_numerics is not None and fp16.last_numerics.ok, fp16.last_numerics.describe()
     quality = psnr(out16["noise_pred"].astype(np.float32), fp32.predict(inputs)["noise_pred"])
     assert quality >= 35.0, f"{config.name}: fp16 mode output PSNR {quality:.1f} dB against fp32 (need >= 35)"
@@ -328,9 +346,11 @@ def test_fp16_mode_costs_little_over_fp32(benchmark, unet, same_threads):
     ratio = fp16_median / fp32_median
     benchmark.extra_info.update(
         {"unet": config.name, "fp16_median_s": round(fp16_median, 4), "fp32_median_s": round(fp32_median, 4),
-         "ratio_fp16_to_fp32": round(ratio, 2), "load_average_1min": round(os.getloadavg()[0], 2)}
+         "ratio_fp16_to_fp32": round(ratio, 2), "load_average_1min": round(os.getloadavg()[0], 2),
+         "cpu_steal_share": round(steal, 3)}
     )
-    print(f"\n{config.name}: fp16 mode {fp16_median * 1e3:.1f} ms, fp32 {fp32_median * 1e3:.1f} ms, ratio {ratio:.2f}")
+    print(f"\n{config.name}: fp16 mode {fp16_median * 1e3:.1f} ms, fp32 {fp32_median * 1e3:.1f} ms, ratio {ratio:.2f}; "
+          f"CPU time stolen by the hypervisor {steal:.1%}")
     assert ratio <= MAX_FP16_TO_FP32, (
         f"{config.name}: fp16 mode {fp16_median * 1e3:.1f} ms per call is {ratio:.2f}x fp32 "
         f"({fp32_median * 1e3:.1f} ms); target <= {MAX_FP16_TO_FP32}x"
