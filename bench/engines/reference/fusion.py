@@ -31,7 +31,7 @@ from bench.engines.reference.ops.attention import _softmax_into
 from bench.engines.reference.ops.gemm import blasable
 from bench.engines.reference.ops.gemm import matmul as product
 from bench.engines.reference.ops.registry import Kernel
-from bench.engines.reference.precision import all_finite, round_fp16_in_place
+from bench.engines.reference.precision import all_finite, round_fp16_in_place, round_fp16_subnormals_in_place
 
 #: A group's concatenated weights stay under this many bytes, so the copy made at load (the
 #: members' own weights are freed as each group is built) never adds more than this at once.
@@ -270,8 +270,8 @@ def attention_chain(
             settle(scores)
             if scale is not None:
                 scale[0](scores, scale[1], out=scores, casting="unsafe")
-                if shrinks_exactly:
-                    _round_scaled_fp16(scores)
+                if shrinks_exactly:  # rounded scores times 2^-k: on float16's grid but below its normals
+                    round_fp16_subnormals_in_place(scores)
                 else:
                     settle(scores)
             _softmax_into(scores, scores, scores.ndim - 1)
@@ -293,22 +293,6 @@ def _power_of_two_shrink(scale_op: str | None, value: np.ndarray) -> bool:
     factor = float(value) if scale_op == "mul" else 1.0 / float(value)
     mantissa, _ = math.frexp(factor)
     return 0.0 < factor <= 1.0 and mantissa == 0.5
-
-
-#: Added and subtracted, rounds a float32 below 2^-14 in magnitude to float16's subnormal grid
-#: (its units in the last place are 2^-24, float16's subnormal spacing) and leaves any float16
-#: value, and any power-of-two fraction of one, that is not that small unchanged.
-_SUBNORMAL_GRID = np.float32(0.75)
-
-
-def _round_scaled_fp16(scores: np.ndarray) -> None:
-    """float16 rounding of rounded scores times 2^-k, in two passes instead of the general seven:
-    the product is exact in float32 and already on float16's grid unless it fell below float16's
-    smallest normal, where adding and subtracting 0.75 rounds it to nearest even on the subnormal
-    grid. It cannot overflow, and only the sign of a zero can differ from the cast's (+0.0 for
-    -0.0), which the softmax reading it cannot see."""
-    scores += _SUBNORMAL_GRID
-    scores -= _SUBNORMAL_GRID
 
 
 def attention_chain_flops(op: Operation, inputs: dict[str, Any], outputs: Sequence[np.ndarray]) -> float:

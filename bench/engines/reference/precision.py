@@ -156,6 +156,21 @@ def round_fp16_in_place(array: np.ndarray, check: bool) -> bool | None:
     return finite[0] if check else None
 
 
+#: `_round_block`'s M at float16's smallest normal exponent: 1.5 * 2^-1, units in the last place 2^-24.
+_SUBNORMAL_M = np.float32(0.75)
+
+
+def round_fp16_subnormals_in_place(array: np.ndarray) -> None:
+    """Round to float16's grid, in two passes instead of seven, a float32 array whose values are on
+    that grid already except below its smallest normal (a float16 value times 2^-k, k >= 0: the
+    product is exact in float32). Adding and subtracting M = 0.75 rounds those to nearest even on
+    the 2^-24 subnormal grid and leaves every other value as it is; nothing can overflow. Only the
+    sign of a zero can differ from the cast's (+0.0 for -0.0): for readers that cannot see it
+    (a softmax)."""
+    array += _SUBNORMAL_M
+    array -= _SUBNORMAL_M
+
+
 def to_compute(array: np.ndarray, precision: str, *, declared_fp16: bool = False) -> np.ndarray:
     """A floating array as the kernels see it: float32, rounded through fp16 when required."""
     array = np.asarray(array)

@@ -273,7 +273,7 @@ def test_unchecked_fp32_attention_scales_queries_and_divides_outputs_to_the_same
 def test_power_of_two_attention_scale_rounds_like_the_float16_cast():
     """Scaled float16 scores are rounded in two passes where the scale is 2^-k: the same values as
     the cast (signed zeros aside), subnormal results and ties included."""
-    from bench.engines.reference.precision import round_fp16
+    from bench.engines.reference.precision import round_fp16, round_fp16_subnormals_in_place
 
     rng = np.random.default_rng(11)
     # float16 values from its subnormals up to its largest, and both signs
@@ -283,7 +283,7 @@ def test_power_of_two_attention_scale_rounds_like_the_float16_cast():
         assert fusion._power_of_two_shrink(scale_op, np.float32(value))
         scaled = scores * np.float32(factor)
         expected = round_fp16(scaled)
-        fusion._round_scaled_fp16(scaled)
+        round_fp16_subnormals_in_place(scaled)
         np.testing.assert_array_equal(scaled, expected)  # -0.0 == 0.0 here: only zero signs may differ
     for scale_op, value in (("mul", 8**-0.5), ("mul", 2.0), ("real_div", 0.5), ("mul", -0.125)):
         assert not fusion._power_of_two_shrink(scale_op, np.float32(value))
