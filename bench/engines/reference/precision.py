@@ -143,6 +143,10 @@ def round_fp16_in_place(array: np.ndarray, check: bool) -> bool | None:
         with np.errstate(over="ignore", invalid="ignore"):
             flat[...] = flat.astype(np.float16)
         return all_finite(flat) if check else None
+    if size <= _ROUND_BLOCK:  # one block, in this thread: no task list, no hand-off check
+        magic, sign = _scratch_blocks()
+        finite_block = _round_block(flat, magic[:size], sign[:size])
+        return finite_block if check else None
     finite = [True]
 
     def run(starts: list[int]) -> None:

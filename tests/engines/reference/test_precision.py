@@ -145,7 +145,7 @@ def test_in_place_rounding_matches_a_float16_cast_and_finds_overflow():
 
     rng = np.random.default_rng(0)
     # several blocks and a ragged last one; magnitudes from float16's subnormals to its largest values
-    values = (rng.standard_normal(200_003) * np.exp(rng.uniform(-22, 9, 200_003))).astype(np.float32)
+    values = (rng.standard_normal(600_003) * np.exp(rng.uniform(-22, 9, 600_003))).astype(np.float32)
     fp16_max_ulp, sub_ulp = 32.0, 2.0**-24
     values[:12] = [65504, -65504, 65519.99, 1 + 2**-11, 1 + 3 * 2**-11, 2**-15, 0.5 * sub_ulp, 1.5 * sub_ulp,
                    -0.0, 2**-14 - sub_ulp / 2, 1e-30, 65504 - fp16_max_ulp / 2]  # ties, subnormals, edges
@@ -159,6 +159,9 @@ def test_in_place_rounding_matches_a_float16_cast_and_finds_overflow():
     expected_special = round_fp16(special)
     assert round_fp16_in_place(special, check=True) is False
     np.testing.assert_array_equal(special, expected_special)  # nan == nan for assert_array_equal
+    one_block = values[:100_000].copy()  # one block: rounded in the calling thread, the same bits
+    assert round_fp16_in_place(one_block, check=True) is True
+    np.testing.assert_array_equal(one_block.view(np.uint32), expected[:100_000].view(np.uint32))
     small = values[:2000].copy()  # few values take the plain cast: the same bits
     assert round_fp16_in_place(small, check=True) is True
     np.testing.assert_array_equal(small.view(np.uint32), expected[:2000].view(np.uint32))
