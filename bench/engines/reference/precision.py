@@ -143,25 +143,25 @@ def round_fp16_in_place(array: np.ndarray, check: bool) -> bool | None:
         with np.errstate(over="ignore", invalid="ignore"):
             flat[...] = flat.astype(np.float16)
         return all_finite(flat) if check else None
-    if size <= _ROUND_BLOCK:  # one block, in this thread: no task list, no hand-off check
-        magic, sign = _scratch_blocks()
-        finite_block = _round_block(flat, magic[:size], sign[:size])
-        return finite_block if check else None
     finite = [True]
 
-    def run(starts: list[int]) -> None:
+    def run(starts: list[int] | range) -> None:
         magic, sign = _scratch_blocks()
         for begin in starts:
             block = flat[begin : begin + _ROUND_BLOCK]
             if not _round_block(block, magic[: block.size], sign[: block.size]):
                 finite[0] = False
 
-    parallel_for(run, list(range(0, size, _ROUND_BLOCK)), size)
+    if size <= _ROUND_BLOCK:  # one block, in this thread: no task list, no hand-off check
+        run(range(1))
+    else:
+        parallel_for(run, list(range(0, size, _ROUND_BLOCK)), size)
     return finite[0] if check else None
 
 
-#: `_round_block`'s M at float16's smallest normal exponent: 1.5 * 2^-1, units in the last place 2^-24.
-_SUBNORMAL_M = np.float32(0.75)
+#: `_round_block`'s M at float16's smallest normal exponent: 1.5 * 2^13 * 2^-14 = 0.75, units in the
+#: last place 2^-24.
+_SUBNORMAL_M = np.float32(1.5 * 2.0**13 * _MIN_NORMAL)
 
 
 def round_fp16_subnormals_in_place(array: np.ndarray) -> None:
