@@ -86,6 +86,8 @@ _EXPONENT, _SIGN = np.uint32(0x7F800000), np.uint32(0x80000000)
 _MIN_NORMAL, _PAST_RANGE = np.float32(2.0**-14), np.float32(2.0**16)
 #: Added to a power of two's bits: multiplies it by 1.5 * 2^13 (exponent + 13, top mantissa bit set).
 _SHIFT_13_HALF = np.uint32((13 << 23) | (1 << 22))
+#: The bits of 2^15 with the mantissa cleared: a value below it rounds to at most 2^15, finite.
+_EXPONENT_OF_2_15 = np.float32(2.0**15).view(np.uint32)
 FP16_MAX = 65504.0
 _scratch = threading.local()  # each kernel thread's two scratch blocks, kept between calls
 #: Up to this many values the plain float16 cast is the faster rounding (measured: 64 values 3 us
@@ -105,19 +107,22 @@ def _round_block(x: np.ndarray, magic: np.ndarray, sign: np.ndarray) -> bool:
     subtracting M is exact. The sign bit goes back on, so a negative value that rounds to zero is
     -0.0, as the cast gives. Past float16's range the grid is coarser than float16's, but every such
     value is over 65504 after rounding and becomes inf, as the cast gives; 65520 and up round to
-    65536 (ties to even), so they become inf too. Seven passes (two of them reads); the clamp to 2^16
-    also keeps M finite for the largest float32 values (an unclamped 2^(e + 13) overflowed to inf
-    for x in [2^115, 2^116) and turned them into nan)."""
+    65536 (ties to even), so they become inf too. Seven passes, one of them a read: the largest
+    exponent tells in one integer pass that no value reaches 2^15 (the usual case), which needs no
+    overflow test after rounding. The clamp to 2^16 also keeps M finite for the largest float32
+    values (an unclamped 2^(e + 13) overflowed to inf for x in [2^115, 2^116) and turned them into
+    nan)."""
     bits = x.view(np.uint32)
     np.bitwise_and(bits, _SIGN, out=sign)
     np.bitwise_and(bits, _EXPONENT, out=magic)  # 2^e as float32 (0 for subnormals, inf for inf / nan)
+    small = magic.max() < _EXPONENT_OF_2_15  # every |x| < 2^15 (inf and nan have the largest exponent)
     m = magic.view(np.float32)
     np.clip(m, _MIN_NORMAL, _PAST_RANGE, out=m)
     magic += _SHIFT_13_HALF
     x += m
     x -= m
     bits |= sign
-    if x.max() <= FP16_MAX and x.min() >= -FP16_MAX:  # nan fails both tests
+    if small or (x.max() <= FP16_MAX and x.min() >= -FP16_MAX):  # nan fails both tests
         return True
     over = np.abs(x) > FP16_MAX
     x[over] = np.copysign(np.float32(np.inf), x[over])

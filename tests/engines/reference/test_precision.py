@@ -162,6 +162,13 @@ def test_in_place_rounding_matches_a_float16_cast_and_finds_overflow():
     one_block = values[:100_000].copy()  # one block: rounded in the calling thread, the same bits
     assert round_fp16_in_place(one_block, check=True) is True
     np.testing.assert_array_equal(one_block.view(np.uint32), expected[:100_000].view(np.uint32))
+    # a block whose only value past 2^15 is one of these: the overflow test after rounding runs
+    for large, finite in ((40000.5, True), (65520.0, False), (-np.inf, False)):
+        block = np.clip(values[:100_000], -30000, 30000)
+        block[5000] = large
+        expected_block = round_fp16(block)
+        assert round_fp16_in_place(block, check=True) is finite
+        np.testing.assert_array_equal(block.view(np.uint32), expected_block.view(np.uint32))
     small = values[:2000].copy()  # few values take the plain cast: the same bits
     assert round_fp16_in_place(small, check=True) is True
     np.testing.assert_array_equal(small.view(np.uint32), expected[:2000].view(np.uint32))
