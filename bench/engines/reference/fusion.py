@@ -237,10 +237,10 @@ def attention_chain(
     finite = [True]
     shrinks_exactly = round_fp16 and scale is not None and _power_of_two_shrink(scale_op, scale[1])
 
-    def settle(tile: np.ndarray) -> None:
+    def settle(tile: np.ndarray, nonnegative: bool = False) -> None:
         """Round a tile through float16 (fp16 mode) and note whether it is all finite (checked runs)."""
         if round_fp16:
-            if not round_fp16_in_place(tile, True):
+            if not round_fp16_in_place(tile, True, nonnegative):
                 finite[0] = False
         elif check and not all_finite(tile):
             finite[0] = False
@@ -275,7 +275,7 @@ def attention_chain(
                 else:
                     settle(scores)
             _softmax_into(scores, scores, scores.ndim - 1)
-            settle(scores)
+            settle(scores, nonnegative=True)  # probabilities
             if probs_first:
                 np.matmul(scores, blasable(v[index]), out=out[index][rows])
             else:

@@ -25,6 +25,7 @@ from bench.engines.reference.graph import Binding, Function, Operation, Ref, Ten
 from bench.engines.reference.ops.registry import Kernel, registered_kernels
 from bench.engines.reference.precision import (
     FLOAT_DTYPES,
+    NONNEGATIVE_OPS,
     VALUE_PRESERVING_OPS,
     NumericsReport,
     all_finite,
@@ -446,7 +447,7 @@ class CompiledFunction:
                     if flat is None or not np.may_share_memory(flat, array):
                         array = np.array(array, dtype=np.float32, order="C")
                         flat = array.reshape(-1)
-                    finite = round_fp16_in_place(flat, check)
+                    finite = round_fp16_in_place(flat, check, nonnegative=op.type in NONNEGATIVE_OPS)
         elif array.dtype != spec.dtype:
             array = array.astype(spec.dtype)
         if spec.fixed:

@@ -77,6 +77,13 @@ VALUE_PRESERVING_OPS = frozenset({
     "upsample_nearest_neighbor", "resize_nearest_neighbor", "one_hot",
 })  # fmt: skip
 
+#: Op types whose float output never has its sign bit set (bar a nan from a nan input): +0.0,
+#: positive values, +inf. Their rounding skips the passes that keep signs for -0.0. (`sqrt` is not
+#: here: sqrt(-0.0) is -0.0.)
+NONNEGATIVE_OPS = frozenset({
+    "square", "exp", "exp2", "sigmoid", "softmax", "softplus", "reduce_sum_square", "reduce_l2_norm",
+})  # fmt: skip
+
 #: Elements per block of the in-place rounding: 1 MiB of float32 plus a same-size scratch. Measured
 #: on the 2-core box (64 MiB array, issue 13): 1.0 ns per value on two threads at this size, 1.5 at
 #: 64 Ki elements (more numpy calls, each taking the GIL) and 2.0 at 4 Mi (out of L2).
@@ -88,6 +95,8 @@ _MIN_NORMAL, _PAST_RANGE = np.float32(2.0**-14), np.float32(2.0**16)
 _SHIFT_13_HALF = np.uint32((13 << 23) | (1 << 22))
 #: The bits of 2^15 with the mantissa cleared: a value below it rounds to at most 2^15, finite.
 _EXPONENT_OF_2_15 = np.float32(2.0**15).view(np.uint32)
+#: The bits of 2^-24, float16's smallest subnormal: a value at or above it does not round to zero.
+_EXPONENT_OF_2_M24 = np.float32(2.0**-24).view(np.uint32)
 FP16_MAX = 65504.0
 _scratch = threading.local()  # each kernel thread's two scratch blocks, kept between calls
 #: Up to this many values the plain float16 cast is the faster rounding (measured: 64 values 3 us
@@ -95,7 +104,7 @@ _scratch = threading.local()  # each kernel thread's two scratch blocks, kept be
 _CAST_MAX = 2048
 
 
-def _round_block(x: np.ndarray, magic: np.ndarray, sign: np.ndarray) -> bool:
+def _round_block(x: np.ndarray, magic: np.ndarray, sign: np.ndarray, nonnegative: bool = False) -> bool:
     """Round float32 block `x` to float16's grid in place; True where every value is finite.
 
     numpy's float32 -> float16 cast is scalar code (4-18 ns per value here, slower still near
@@ -104,24 +113,31 @@ def _round_block(x: np.ndarray, magic: np.ndarray, sign: np.ndarray) -> bool:
     range), leaves the sum in M's binade whatever x's sign, with a unit in the last place of exactly
     float16's spacing at that exponent, so the hardware's round-to-nearest-even rounds x to float16's
     grid (ties to even included: M is an even number of those units; subnormals included);
-    subtracting M is exact. The sign bit goes back on, so a negative value that rounds to zero is
-    -0.0, as the cast gives. Past float16's range the grid is coarser than float16's, but every such
-    value is over 65504 after rounding and becomes inf, as the cast gives; 65520 and up round to
-    65536 (ties to even), so they become inf too. Seven passes, one of them a read: the largest
-    exponent tells in one integer pass that no value reaches 2^15 (the usual case), which needs no
-    overflow test after rounding. The clamp to 2^16 also keeps M finite for the largest float32
-    values (an unclamped 2^(e + 13) overflowed to inf for x in [2^115, 2^116) and turned them into
-    nan)."""
+    subtracting M is exact. A value that rounds to zero comes out +0.0 whatever its sign, so where
+    the block holds one (|x| <= 2^-25) the sign bits are kept and put back, and a negative value
+    gives -0.0 as the cast does. Past float16's range the grid is coarser than float16's, but every
+    such value is over 65504 after rounding and becomes inf, as the cast gives; 65520 and up round
+    to 65536 (ties to even), so they become inf too. The clamp to 2^16 also keeps M finite for the
+    largest float32 values (an unclamped 2^(e + 13) overflowed to inf for x in [2^115, 2^116) and
+    turned them into nan).
+
+    Seven passes, two of them integer reads: the smallest and largest exponents tell that no value
+    rounds to zero and none reaches 2^15 (the usual block), so neither the sign passes nor an
+    overflow test after rounding are needed. `nonnegative` (no value has its sign bit set) skips the
+    sign passes too."""
     bits = x.view(np.uint32)
-    np.bitwise_and(bits, _SIGN, out=sign)
     np.bitwise_and(bits, _EXPONENT, out=magic)  # 2^e as float32 (0 for subnormals, inf for inf / nan)
     small = magic.max() < _EXPONENT_OF_2_15  # every |x| < 2^15 (inf and nan have the largest exponent)
+    signed_zeros = not nonnegative and magic.min() < _EXPONENT_OF_2_M24  # some value may round to a zero
+    if signed_zeros:
+        np.bitwise_and(bits, _SIGN, out=sign)
     m = magic.view(np.float32)
     np.clip(m, _MIN_NORMAL, _PAST_RANGE, out=m)
     magic += _SHIFT_13_HALF
     x += m
     x -= m
-    bits |= sign
+    if signed_zeros:
+        bits |= sign
     if small or (x.max() <= FP16_MAX and x.min() >= -FP16_MAX):  # nan fails both tests
         return True
     over = np.abs(x) > FP16_MAX
@@ -136,10 +152,12 @@ def _scratch_blocks() -> tuple[np.ndarray, np.ndarray]:
     return blocks
 
 
-def round_fp16_in_place(array: np.ndarray, check: bool) -> bool | None:
+def round_fp16_in_place(array: np.ndarray, check: bool, nonnegative: bool = False) -> bool | None:
     """Round a writeable C-contiguous float32 array through float16 in place (bit-identical to
     `round_fp16`), block by block on the kernel threads, with the finiteness check done on each
-    block while it is in cache. Returns whether every value is finite when `check`, else None."""
+    block while it is in cache. Returns whether every value is finite when `check`, else None.
+    `nonnegative`: no value has its sign bit set (an op in `NONNEGATIVE_OPS`), so no sign needs
+    keeping."""
     from bench.engines.reference.ops._util import parallel_for
 
     flat = array.reshape(-1)
@@ -154,7 +172,7 @@ def round_fp16_in_place(array: np.ndarray, check: bool) -> bool | None:
         magic, sign = _scratch_blocks()
         for begin in starts:
             block = flat[begin : begin + _ROUND_BLOCK]
-            if not _round_block(block, magic[: block.size], sign[: block.size]):
+            if not _round_block(block, magic[: block.size], sign[: block.size], nonnegative):
                 finite[0] = False
 
     if size <= _ROUND_BLOCK:  # one block, in this thread: no task list, no hand-off check

@@ -169,6 +169,14 @@ def test_in_place_rounding_matches_a_float16_cast_and_finds_overflow():
         expected_block = round_fp16(block)
         assert round_fp16_in_place(block, check=True) is finite
         np.testing.assert_array_equal(block.view(np.uint32), expected_block.view(np.uint32))
+    # a block whose only value near zero is one of these: -0.0 where the cast gives it
+    wide = np.where(np.abs(values[:100_000]) < 1e-3, np.float32(0.5), values[:100_000])
+    for tiny in (-(2.0**-25), -(2.0**-26), -0.0, -1e-45, -(2.0**-24), -1.5 * 2.0**-24, 2.0**-25):
+        block = wide.copy()
+        block[777] = tiny
+        expected_block = round_fp16(block)
+        assert round_fp16_in_place(block, check=True) is True
+        np.testing.assert_array_equal(block.view(np.uint32), expected_block.view(np.uint32))
     small = values[:2000].copy()  # few values take the plain cast: the same bits
     assert round_fp16_in_place(small, check=True) is True
     np.testing.assert_array_equal(small.view(np.uint32), expected[:2000].view(np.uint32))
@@ -206,3 +214,16 @@ def test_fp16_value_moving_ops_still_report_inputs_and_constants_that_are_not_fi
     with pytest.warns(NumericsWarning, match=r"op 'flat' \(reshape"):
         finite.predict({"x": np.array([[1.0, np.inf], [0.0, 0.0]], np.float32)})
     assert finite.last_numerics.nonfinite_ops == 1
+
+
+def test_rounding_of_a_nonnegative_op_output_matches_the_cast():
+    """The sign passes are skipped for ops whose outputs are never negative (squares,
+    probabilities): zeros, subnormals and values rounding to zero keep the cast's +0.0."""
+    from bench.engines.reference.precision import round_fp16, round_fp16_in_place
+
+    rng = np.random.default_rng(5)
+    values = np.abs(rng.standard_normal(300_000) * np.exp(rng.uniform(-25, 9, 300_000))).astype(np.float32)
+    values[:6] = [0.0, 2.0**-25, 2.0**-26, 1e-45, 70000.0, np.inf]
+    expected = round_fp16(values)
+    assert round_fp16_in_place(values, check=True, nonnegative=True) is False  # 70000 and inf
+    np.testing.assert_array_equal(values.view(np.uint32), expected.view(np.uint32))
