@@ -304,3 +304,43 @@ def test_fp16_attention_with_a_power_of_two_scale_matches_the_general_rounding(m
     monkeypatch.setattr(fusion, "_power_of_two_shrink", lambda *args: False)
     general = CompiledFunction(program, PATH, precision="fp16").run(dict(feeds))["out"]
     np.testing.assert_array_equal(two_passes, general)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize(("lead", "length", "keys"), [
+    ((2, 3), 300, 40),  # short keys: whole rows, batch entries grouped (the last group ragged at 2 threads)
+    ((2, 10), 1024, 1024),  # long keys: row tiles of ATTENTION_TILE_ROWS
+    ((2, 2), 256, 77),
+    ((4,), 5000, 64),  # more rows than one tile takes even at short keys
+    ((), 300, 40),  # no batch dims
+])
+def test_attention_tiles_cover_every_query_row_once(monkeypatch, lead, length, keys, threads):
+    monkeypatch.setattr(fusion, "num_threads", lambda: threads)
+    tiles = fusion._tiles(lead, length, keys)
+    covered = np.zeros(lead + (length,), np.int32)
+    for index, rows in tiles:
+        covered[index + (rows,)] += 1
+        tile_values = covered[index + (rows,)].size * keys
+        assert tile_values <= max(fusion.ATTENTION_TILE_VALUES, fusion.ATTENTION_TILE_ROWS * keys)
+    assert (covered == 1).all()
+    assert len(tiles) >= min(threads, int(np.prod(lead)) * -(-length // fusion.ATTENTION_TILE_ROWS))
+
+
+@pytest.mark.parametrize("tile_values", [None, 1])  # grouped batch entries / ragged row tiles
+@pytest.mark.parametrize("layout", ["diffusers", "apple"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_attention_tiles_of_either_shape_give_the_unfused_result(monkeypatch, layout, precision, tile_values):
+    if tile_values is not None:  # 128 query rows per tile: 300 rows make tiles of 128, 128 and 44
+        monkeypatch.setattr(fusion, "ATTENTION_TILE_VALUES", tile_values)
+        monkeypatch.setattr(fusion, "ATTENTION_TILE_ROWS", 128)
+    program = attention_program if layout == "diffusers" else apple_original_attention_program
+    shapes = {"q": (2, 3, 300, 8), "k": (2, 3, 40, 8), "v": (2, 3, 40, 8)}
+    if layout == "apple":
+        shapes = {"q": (2, 3, 8, 300), "k": (2, 3, 8, 40), "v": (2, 3, 8, 40)}
+    rng = np.random.default_rng(13)
+    feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    fused = CompiledFunction(program(), PATH, precision=precision, on_nonfinite="raise")
+    assert [step.kernel for step in fused.steps] == [fusion.ATTENTION_CHAIN]
+    got, want = fused.run(dict(feeds))["out"], unfused(program(), precision).run(dict(feeds))["out"]
+    tolerance = 1e-5 if precision == "fp32" else 2e-3
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
