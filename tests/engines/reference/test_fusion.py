@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.engines.reference import fusion
+from bench.engines.reference.graph import Operation
 from bench.engines.reference.interpreter import CompiledFunction
 from tests.engines.reference.mil_programs import const, op, program, t
 
@@ -344,3 +345,24 @@ def test_attention_tiles_of_either_shape_give_the_unfused_result(monkeypatch, la
     got, want = fused.run(dict(feeds))["out"], unfused(program(), precision).run(dict(feeds))["out"]
     tolerance = 1e-5 if precision == "fp32" else 2e-3
     np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("probs_first", [True, False])
+def test_attention_tiles_of_several_heads_read_broadcast_keys_and_values(probs_first):
+    """Keys and values shared by every head (a broadcast batch dim, stride 0) in tiles that take
+    several heads at once: the same result as the plain formula."""
+    rng = np.random.default_rng(14)
+    q = rng.standard_normal((2, 3, 300, 8)).astype(np.float32)
+    k = rng.standard_normal((2, 1, 40, 8)).astype(np.float32)
+    v = rng.standard_normal((2, 1, 40, 8)).astype(np.float32)
+    scores = q.astype(np.float64) @ np.swapaxes(k, -1, -2)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    expected = probs @ v
+    operation = Operation(type="matmul", name="chain", inputs={}, outputs=())
+    if probs_first:
+        got = fusion.attention_chain(operation, q, k, v, False, True, False, probs_first=True)
+    else:  # v' @ probs^T with v' = v^T: (8, 40) @ (40, 300) -> (8, 300) per head
+        got = np.swapaxes(fusion.attention_chain(operation, q, k, v, False, True, True, probs_first=False), -1, -2)
+    assert len(fusion._tiles((2, 3), 300, 40)) < 2 * 3  # heads share tiles here
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
