@@ -317,6 +317,10 @@ def test_profiler_flops_match_the_program(unet):
 
 #: Issue target: fp16 mode (every op's output rounded through float16) costs at most this many times fp32.
 MAX_FP16_TO_FP32 = 1.5
+#: Rounds of the fp16 / fp32 comparison (the calls alternate). More than the speed test's: one window
+#: of CPU steal moved a five-round median ratio on the 128/256 UNet from 1.29 to 1.53 in back-to-back
+#: runs of this benchmark.
+FP16_ROUNDS = 9
 
 
 def test_fp16_mode_costs_little_over_fp32(benchmark, unet, same_threads):
@@ -333,7 +337,7 @@ def test_fp16_mode_costs_little_over_fp32(benchmark, unet, same_threads):
 
     cpu_before = psutil.cpu_times()
     out16 = benchmark.pedantic(
-        fp16.predict, args=(inputs,), setup=time_fp32_between_rounds, rounds=ROUNDS, warmup_rounds=1
+        fp16.predict, args=(inputs,), setup=time_fp32_between_rounds, rounds=FP16_ROUNDS, warmup_rounds=1
     )
     steal = steal_share(cpu_before, psutil.cpu_times())
     assert fp16.last_numerics is not None and fp16.last_numerics.ok, fp16.last_numerics.describe()
