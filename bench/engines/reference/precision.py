@@ -84,9 +84,10 @@ NONNEGATIVE_OPS = frozenset({
     "square", "exp", "exp2", "sigmoid", "softmax", "softplus", "reduce_sum_square", "reduce_l2_norm",
 })  # fmt: skip
 
-#: Elements per block of the in-place rounding: 1 MiB of float32 plus a same-size scratch. Measured
-#: on the 2-core box (64 MiB array, issue 13): 1.0 ns per value on two threads at this size, 1.5 at
-#: 64 Ki elements (more numpy calls, each taking the GIL) and 2.0 at 4 Mi (out of L2).
+#: Elements per block of the in-place rounding: 1 MiB of float32 plus two same-size scratch blocks
+#: (exponents; signs, used only where a value rounds to zero). Measured on the 2-core box (64 MiB
+#: array, issue 13): 1.0 ns per value on two threads at this size, 1.5 at 64 Ki elements (more numpy
+#: calls, each taking the GIL) and 2.0 at 4 Mi (out of L2).
 _ROUND_BLOCK = 1 << 18
 _EXPONENT, _SIGN = np.uint32(0x7F800000), np.uint32(0x80000000)
 #: float16's smallest normal, 2^-14, and a power of two past its range, 2^16, as float32.
